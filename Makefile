@@ -1,0 +1,69 @@
+# Every command a developer or CI needs. `make help` lists them.
+# Needs only python3 (3.11), pip, git and make: uv is installed into .tools/ when missing.
+
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --locked
+export DVC_NO_ANALYTICS := 1
+export BENTOML_DO_NOT_TRACK := True
+export UV_PYTHON := $(PYTHON)
+
+.PHONY: help install run repro metrics test test-fast lint format gate push pull clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(CURDIR)/.tools/bin/uv:
+	@echo "uv not found: installing uv $(UV_VERSION) into .tools/"
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked
+	@touch $@
+
+install: .venv/.synced ## Create .venv from uv.lock (exact versions)
+
+run: install ## Install, run the pipeline on the sample data (dvc repro) and print key metrics
+	$(RUN) dvc repro
+	@echo
+	@$(RUN) python -m mlops_template.show
+
+repro: install ## Run only the pipeline stages whose inputs changed
+	$(RUN) dvc repro
+
+metrics: install ## Print the key metrics of the last run
+	@$(RUN) python -m mlops_template.show
+
+test: install ## Run the whole test suite
+	$(RUN) pytest
+
+test-fast: install ## Run the quick tiers only (unit, data, ci)
+	$(RUN) pytest -m "unit or data or ci"
+
+lint: install ## ruff (lint + format check) and mypy
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+format: install ## Apply ruff's fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+gate: install ## Check reports/metrics.json against the floors in params.yaml
+	$(RUN) python -m mlops_template.gate
+
+push: install ## Upload data and models to the DVC remote
+	$(RUN) dvc push
+
+pull: install ## Download data and models from the DVC remote
+	$(RUN) dvc pull
+
+clean: ## Remove caches and build leftovers (keeps .venv and DVC data)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache dist build

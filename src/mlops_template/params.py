@@ -1,0 +1,218 @@
+"""Typed, frozen view of params.yaml: every knob of the pipeline, declared once.
+
+`load_params` reads the file once per process. Unknown keys, wrong types and missing keys
+are errors that name the offending key (and, for unknown keys, the allowed ones), so a typo
+never turns into a silently used default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlops_template import schema
+
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+SAMPLE = "sample"
+
+
+class ParamsError(ValueError):
+    """params.yaml cannot be used as it is; the message names the key and the problem."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Paths(_Frozen):
+    """Where each stage reads and writes. dvc.yaml fills its commands from these."""
+
+    raw: str
+    validated: str
+    data_summary: str
+    validation_errors: str
+    train: str
+    test: str
+    model: str
+    model_card: str
+    metrics: str
+    plots: str
+
+
+class Drift(_Frozen):
+    """Knobs that make the sample look like shifted production data; defaults = no drift."""
+
+    tenure_scale: Annotated[float, Field(gt=0.0)] = 1.0
+    monthly_charges_shift: float = 0.0
+    support_calls_multiplier: Annotated[float, Field(gt=0.0)] = 1.0
+    month_to_month_share: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    # Adds this much to the churn log-odds of every customer with fiber internet: the same
+    # inputs now mean a different risk (concept drift).
+    fiber_churn_effect: float = 0.0
+
+
+class Sample(_Frozen):
+    n_rows: Annotated[int, Field(ge=100, le=20_000_000)]
+    seed: Seed
+    label_noise: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.03
+    drift: Drift = Drift()
+
+
+class Data(_Frozen):
+    # "sample" for the built-in generator, or a path / URL to a .csv or .parquet file.
+    source: str
+    sample: Sample
+
+    @property
+    def uses_sample(self) -> bool:
+        return self.source == SAMPLE
+
+
+class Split(_Frozen):
+    test_size: Fraction
+    seed: Seed
+    stratify: bool
+
+
+class HistGradientBoosting(_Frozen):
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)]
+    max_iter: Annotated[int, Field(ge=1)]
+    max_leaf_nodes: Annotated[int, Field(ge=2)]
+    min_samples_leaf: Annotated[int, Field(ge=1)]
+    l2_regularization: Annotated[float, Field(ge=0.0)]
+
+
+class LogisticRegression(_Frozen):
+    C: Annotated[float, Field(gt=0.0)]
+    max_iter: Annotated[int, Field(ge=1)]
+
+
+class Model(_Frozen):
+    kind: Literal["hist_gradient_boosting", "logistic_regression"]
+    seed: Seed
+    # Domain knowledge the gradient-boosting model must respect: +1 means churn risk may
+    # only rise with the column, -1 only fall. Numeric or ordered categorical columns only.
+    monotonic: Annotated[dict[str, Literal[-1, 1]], Field(strict=False)]
+    hist_gradient_boosting: HistGradientBoosting
+    logistic_regression: LogisticRegression
+
+    @model_validator(mode="after")
+    def _monotonic_columns_exist(self) -> Self:
+        allowed = (*schema.NUMERIC_FEATURES, *schema.ORDINAL_FEATURES)
+        unknown = [c for c in self.monotonic if c not in allowed]
+        if unknown:
+            raise ValueError(
+                f"monotonic columns {unknown} are not numeric or ordered features "
+                f"(allowed: {', '.join(allowed)})"
+            )
+        return self
+
+
+class Business(_Frozen):
+    """The retention campaign in money: what a contact costs and what it can save."""
+
+    contact_cost: Annotated[float, Field(ge=0.0)]
+    retained_value: Annotated[float, Field(gt=0.0)]
+    offer_success_rate: Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class Threshold(_Frozen):
+    cv_folds: Annotated[int, Field(ge=2, le=20)]
+
+
+class Evaluate(_Frozen):
+    # YAML gives a list; accept it (strict mode alone would demand a tuple).
+    segments: Annotated[tuple[str, ...], Field(strict=False)]
+    min_segment_size: Annotated[int, Field(ge=1)]
+    calibration_bins: Annotated[int, Field(ge=2, le=100)]
+    importance_repeats: Annotated[int, Field(ge=1)]
+    importance_max_rows: Annotated[int, Field(ge=100)]
+    curve_points: Annotated[int, Field(ge=10, le=10_000)]
+
+    @model_validator(mode="after")
+    def _segments_are_columns(self) -> Self:
+        unknown = [s for s in self.segments if s not in schema.BY_NAME]
+        if unknown:
+            raise ValueError(
+                f"segments {unknown} are not columns of the schema "
+                f"(known: {', '.join(schema.BY_NAME)})"
+            )
+        return self
+
+
+class Floors(_Frozen):
+    roc_auc: Fraction
+    pr_auc: Fraction
+    recall: Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Gate(_Frozen):
+    """What a model must achieve before it may ship."""
+
+    floors: Floors
+    must_beat_contact_all: bool
+    must_beat_contact_none: bool
+    # Largest allowed ROC AUC gap between the best and the worst segment of one column.
+    max_segment_roc_auc_gap: Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Params(_Frozen):
+    paths: Paths
+    data: Data
+    split: Split
+    model: Model
+    business: Business
+    threshold: Threshold
+    evaluate: Evaluate
+    gate: Gate
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel]:
+    """The params model that owns the key at `loc` (for listing the allowed keys)."""
+    model: type[BaseModel] = Params
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = field.annotation if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            break
+        model = ann
+    return model
+
+
+def _describe(err: Any) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join(_model_at(err["loc"][:-1]).model_fields)
+        return f"unknown key '{loc}' (allowed here: {allowed})"
+    if err["type"] == "missing":
+        return f"missing key '{loc}'"
+    return f"'{loc}': {err['msg']} (got {err.get('input')!r})"
+
+
+def parse_params(raw: Any, *, origin: str = "params") -> Params:
+    """Validate a mapping (as read from YAML) into `Params`."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{origin}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "\n  - ".join(_describe(e) for e in exc.errors())
+        raise ParamsError(f"{origin} is invalid:\n  - {problems}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml (or another file of the same shape)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(f"params file not found: {path}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    return parse_params(raw, origin=str(path))

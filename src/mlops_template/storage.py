@@ -1,0 +1,99 @@
+"""Reading and writing the pipeline's files safely.
+
+Every write goes to a temporary file in the target directory and is renamed into place, so
+a stage that fails half-way never leaves a truncated table, model or metrics file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+class InputError(ValueError):
+    """An input file cannot be used; the message names the file and the reason."""
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to `target`; move it onto `target` only on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(target: str | Path, write: Callable[[Path], None]) -> None:
+    with atomic_path(target) as tmp:
+        write(tmp)
+
+
+def write_json(target: str | Path, payload: Any) -> None:
+    text = json.dumps(payload, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    write_bytes(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+
+
+def write_parquet(target: str | Path, frame: pd.DataFrame) -> None:
+    write_bytes(target, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def table_format(source: str) -> str:
+    """'csv' or 'parquet', from the file name of a path or URL (query strings ignored)."""
+    name = source.split("?", 1)[0].lower()
+    for suffix in TABLE_SUFFIXES:
+        if name.endswith(suffix) or name.endswith(suffix + ".gz"):
+            return "csv" if suffix == ".csv" else "parquet"
+    raise InputError(
+        f"{source}: cannot tell the file format; use a name ending in {', '.join(TABLE_SUFFIXES)}"
+    )
+
+
+def read_table(source: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet table from a local path or URL, with errors naming the source."""
+    source = str(source)
+    fmt = table_format(source)
+    is_url = "://" in source
+    if not is_url and not Path(source).is_file():
+        raise InputError(f"{source}: file not found")
+    try:
+        if fmt == "csv":
+            return pd.read_csv(source)
+        return pd.read_parquet(source)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{source}: the file is empty (no header, no rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise InputError(f"{source}: cannot be read as {fmt}: {exc}") from None
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()

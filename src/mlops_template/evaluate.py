@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +111,10 @@ def _thin(frame: pd.DataFrame, points: int) -> list[dict[str, float]]:
     """At most `points` evenly spaced rows of a curve (always keeping both ends)."""
     if len(frame) > points:
         frame = frame.iloc[np.unique(np.linspace(0, len(frame) - 1, points).round().astype(int))]
-    return [{k: _r(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    return [{str(k): _r(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
-def plot_data(test: pd.DataFrame, model: LoadedModel, cfg: Evaluate,
-              seed: int) -> dict[str, Any]:
+def plot_data(test: pd.DataFrame, model: LoadedModel, cfg: Evaluate, seed: int) -> dict[str, Any]:
     """The data behind each DVC plot, keyed by file name."""
     y = test[schema.LABEL].to_numpy()
     proba = model.churn_probability(test)
@@ -123,12 +123,20 @@ def plot_data(test: pd.DataFrame, model: LoadedModel, cfg: Evaluate,
     frac_pos, mean_pred = calibration_curve(y, proba, n_bins=cfg.calibration_bins)
     sample = test.sample(n=min(len(test), cfg.importance_max_rows), random_state=seed)
     importance = permutation_importance(
-        model.estimator, features(sample), sample[schema.LABEL].to_numpy(),
-        scoring="roc_auc", n_repeats=cfg.importance_repeats, random_state=seed,
+        model.estimator,
+        features(sample),
+        sample[schema.LABEL].to_numpy(),
+        scoring="roc_auc",
+        n_repeats=cfg.importance_repeats,
+        random_state=seed,
     )
     ranked = sorted(
-        zip(schema.FEATURE_NAMES, importance.importances_mean, importance.importances_std,
-            strict=True),
+        zip(
+            schema.FEATURE_NAMES,
+            importance.importances_mean,
+            importance.importances_std,
+            strict=True,
+        ),
         key=lambda item: -item[1],
     )
     return {
@@ -153,8 +161,8 @@ def write_plots(plots: dict[str, Any], directory: str | Path) -> None:
     directory = Path(directory)
     for name, payload in plots.items():
         if isinstance(payload, pd.DataFrame):
-            storage.write_bytes(directory / name,
-                                lambda tmp, df=payload: df.to_csv(tmp, index=False))
+            data = payload.to_csv(index=False).encode()
+            storage.write_bytes(directory / name, partial(Path.write_bytes, data=data))
         else:
             storage.write_json(directory / name, payload)
 
@@ -171,14 +179,20 @@ def _main(args: argparse.Namespace, params: Params) -> None:
     test = storage.read_table(args.test)
     model = load_model(args.model, args.card)
     metrics = evaluate_model(test, model, params)
-    log.info("computing plots (permutation importance on up to %s rows)",
-             f"{params.evaluate.importance_max_rows:,}")
+    log.info(
+        "computing plots (permutation importance on up to %s rows)",
+        f"{params.evaluate.importance_max_rows:,}",
+    )
     plots = plot_data(test, model, params.evaluate, params.model.seed)
     write_plots(plots, args.plots)
     storage.write_json(args.metrics, metrics)
     b, m = metrics["business"], metrics["ml"]
-    log.info("ROC AUC %.4f, expected profit %.0f (contact all: %.0f)",
-             m["roc_auc"], b["expected_profit"], b["profit_contact_all"])
+    log.info(
+        "ROC AUC %.4f, expected profit %.0f (contact all: %.0f)",
+        m["roc_auc"],
+        b["expected_profit"],
+        b["profit_contact_all"],
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -49,18 +49,33 @@ def build_preprocessor() -> ColumnTransformer:
     ordinal_categories = [list(schema.BY_NAME[c].categories) for c in schema.ORDINAL_FEATURES]
     transformer = ColumnTransformer(
         [
-            ("numeric", make_pipeline(
-                SimpleImputer(strategy="median", add_indicator=True), StandardScaler()
-            ), _numeric_columns()),
-            ("ordinal", make_pipeline(
-                OrdinalEncoder(categories=ordinal_categories, handle_unknown="use_encoded_value",
-                               unknown_value=np.nan),
-                SimpleImputer(strategy="most_frequent"),
-            ), list(schema.ORDINAL_FEATURES)),
-            ("categorical", make_pipeline(
-                SimpleImputer(strategy="most_frequent"),
-                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-            ), list(schema.CATEGORICAL_FEATURES)),
+            (
+                "numeric",
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True), StandardScaler()
+                ),
+                _numeric_columns(),
+            ),
+            (
+                "ordinal",
+                make_pipeline(
+                    OrdinalEncoder(
+                        categories=ordinal_categories,
+                        handle_unknown="use_encoded_value",
+                        unknown_value=np.nan,
+                    ),
+                    SimpleImputer(strategy="most_frequent"),
+                ),
+                list(schema.ORDINAL_FEATURES),
+            ),
+            (
+                "categorical",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ),
+                list(schema.CATEGORICAL_FEATURES),
+            ),
         ],
         remainder="drop",
         verbose_feature_names_out=False,
@@ -85,9 +100,13 @@ def build_classifier(cfg: Model) -> HistGradientBoostingClassifier | LogisticReg
     return LogisticRegression(C=lr.C, max_iter=lr.max_iter, random_state=cfg.seed)
 
 
-def build_model(model: Model, business: Business, threshold: Threshold) -> TunedThresholdClassifierCV:
+def build_model(
+    model: Model, business: Business, threshold: Threshold
+) -> TunedThresholdClassifierCV:
     """Preprocessing + classifier, with the decision threshold tuned for expected profit."""
-    pipeline = Pipeline([("features", build_preprocessor()), ("classifier", build_classifier(model))])
+    pipeline = Pipeline(
+        [("features", build_preprocessor()), ("classifier", build_classifier(model))]
+    )
     return TunedThresholdClassifierCV(
         pipeline,
         scoring=profit_scorer(business),
@@ -129,8 +148,9 @@ def save_model(estimator: TunedThresholdClassifierCV, path: str | Path) -> str:
     return storage.sha256_file(path)
 
 
-def model_metadata(estimator: TunedThresholdClassifierCV, sha256: str, cfg: Model,
-                   n_train: int) -> dict[str, Any]:
+def model_metadata(
+    estimator: TunedThresholdClassifierCV, sha256: str, cfg: Model, n_train: int
+) -> dict[str, Any]:
     return {
         "sha256": sha256,
         "version": sha256[:12],

@@ -196,7 +196,9 @@ def _describe(err: Any) -> str:
 def parse_params(raw: Any, *, origin: str = "params") -> Params:
     """Validate a mapping (as read from YAML) into `Params`."""
     if not isinstance(raw, dict):
-        raise ParamsError(f"{origin}: expected a mapping at the top level, got {type(raw).__name__}")
+        raise ParamsError(
+            f"{origin}: expected a mapping at the top level, got {type(raw).__name__}"
+        )
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:

@@ -19,10 +19,18 @@ from mlops_template.params import Drift, Sample
 
 CONTRACT_SHARE = {"month_to_month": 0.55, "one_year": 0.25, "two_year": 0.20}
 CONTRACT_EFFECT = {"month_to_month": 1.1, "one_year": 0.0, "two_year": -1.2}
-PAYMENT_SHARE = {"electronic_check": 0.34, "mailed_check": 0.22, "bank_transfer": 0.22,
-                 "credit_card": 0.22}
-PAYMENT_EFFECT = {"electronic_check": 0.45, "mailed_check": 0.05, "bank_transfer": -0.1,
-                  "credit_card": -0.1}
+PAYMENT_SHARE = {
+    "electronic_check": 0.34,
+    "mailed_check": 0.22,
+    "bank_transfer": 0.22,
+    "credit_card": 0.22,
+}
+PAYMENT_EFFECT = {
+    "electronic_check": 0.45,
+    "mailed_check": 0.05,
+    "bank_transfer": -0.1,
+    "credit_card": -0.1,
+}
 INTERNET_SHARE = {"dsl": 0.35, "fiber_optic": 0.45, "none": 0.20}
 INTERNET_EFFECT = {"dsl": 0.0, "fiber_optic": 0.5, "none": -0.5}
 REGION_SHARE = {"north": 0.22, "south": 0.24, "east": 0.2, "west": 0.22, "central": 0.12}
@@ -63,15 +71,23 @@ def generate_customers(cfg: Sample) -> pd.DataFrame:
 
     contract = _choice(rng, _contract_shares(drift), n)
     # Longer contracts go with longer tenure.
-    tenure_mean = np.where(contract == "two_year", 48.0, np.where(contract == "one_year", 30.0, 14.0))
-    tenure = np.clip(rng.gamma(1.6, tenure_mean / 1.6) * drift.tenure_scale, 0, bounds["tenure_months"].max)
+    tenure_mean = np.where(
+        contract == "two_year", 48.0, np.where(contract == "one_year", 30.0, 14.0)
+    )
+    tenure = np.clip(
+        rng.gamma(1.6, tenure_mean / 1.6) * drift.tenure_scale, 0, bounds["tenure_months"].max
+    )
     tenure = np.floor(tenure).astype(np.int64)
 
     internet = _choice(rng, INTERNET_SHARE, n)
-    num_services = np.clip(rng.poisson(np.where(internet == "none", 0.8, 2.6)), 0, 8).astype(np.int64)
+    num_services = np.clip(rng.poisson(np.where(internet == "none", 0.8, 2.6)), 0, 8).astype(
+        np.int64
+    )
     base_price = np.where(internet == "fiber_optic", 70.0, np.where(internet == "dsl", 45.0, 20.0))
     monthly = base_price + 7.5 * num_services + rng.normal(0, 6.0, n) + drift.monthly_charges_shift
-    monthly = np.round(np.clip(monthly, bounds["monthly_charges"].min, bounds["monthly_charges"].max), 2)
+    monthly = np.round(
+        np.clip(monthly, bounds["monthly_charges"].min, bounds["monthly_charges"].max), 2
+    )
     # Past prices drifted around today's: total ~ tenure x monthly x (0.85..1.15).
     total = np.round(tenure * monthly * rng.uniform(0.85, 1.15, n), 2)
     total_charges = np.where(tenure == 0, np.nan, total)
@@ -84,7 +100,9 @@ def generate_customers(cfg: Sample) -> pd.DataFrame:
     # Unhappy customers call support more; satisfaction is only known for surveyed ones.
     unhappiness = rng.normal(0, 1, n)
     call_rate = np.exp(0.2 + 0.6 * unhappiness + 0.3 * (internet == "fiber_optic"))
-    support_calls = np.clip(rng.poisson(call_rate * drift.support_calls_multiplier), 0, 50).astype(np.int64)
+    support_calls = np.clip(rng.poisson(call_rate * drift.support_calls_multiplier), 0, 50).astype(
+        np.int64
+    )
     satisfaction = np.clip(np.round(3.4 - 0.9 * unhappiness + rng.normal(0, 0.6, n)), 1, 5)
     satisfaction = np.where(rng.random(n) < 0.35, np.nan, satisfaction)
     login_days = np.round(rng.exponential(np.where(unhappiness > 0.8, 60.0, 20.0)))
@@ -130,6 +148,4 @@ def generate_customers(cfg: Sample) -> pd.DataFrame:
     }
     frame = pd.DataFrame(columns)
     # Keep the frame in the schema's column order and dtypes.
-    return frame[[c.name for c in schema.COLUMNS]].astype(
-        {c.name: c.dtype for c in schema.COLUMNS}
-    )
+    return frame[[c.name for c in schema.COLUMNS]].astype({c.name: c.dtype for c in schema.COLUMNS})

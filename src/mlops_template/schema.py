@@ -54,56 +54,113 @@ class Column:
 
 
 COLUMNS: Final[tuple[Column, ...]] = (
-    Column("customer_id", Kind.ID, "Unique customer identifier.", dtype="str",
-           pattern=r"^C\d{8}$"),
-    Column("tenure_months", Kind.NUMERIC, "Months since the customer signed up.",
-           dtype="int64", min=0, max=120),
-    Column("contract", Kind.CATEGORICAL, "Contract type.", dtype="str",
-           categories=("month_to_month", "one_year", "two_year"), ordered=True),
+    Column("customer_id", Kind.ID, "Unique customer identifier.", dtype="str", pattern=r"^C\d{8}$"),
+    Column(
+        "tenure_months",
+        Kind.NUMERIC,
+        "Months since the customer signed up.",
+        dtype="int64",
+        min=0,
+        max=120,
+    ),
+    Column(
+        "contract",
+        Kind.CATEGORICAL,
+        "Contract type.",
+        dtype="str",
+        categories=("month_to_month", "one_year", "two_year"),
+        ordered=True,
+    ),
     Column("monthly_charges", Kind.NUMERIC, "Current monthly bill.", min=5.0, max=500.0),
-    Column("total_charges", Kind.NUMERIC,
-           "Amount billed so far (missing for customers in their first month).",
-           min=0.0, max=60_000.0, nullable=True, max_null_fraction=0.2),
-    Column("payment_method", Kind.CATEGORICAL, "How the customer pays.", dtype="str",
-           categories=("electronic_check", "mailed_check", "bank_transfer", "credit_card")),
-    Column("internet_service", Kind.CATEGORICAL, "Internet product.", dtype="str",
-           categories=("dsl", "fiber_optic", "none")),
-    Column("support_calls", Kind.NUMERIC, "Calls to support in the last quarter.",
-           dtype="int64", min=0, max=50),
-    Column("age", Kind.NUMERIC, "Age of the account holder in years.",
-           dtype="int64", min=18, max=100),
-    Column("region", Kind.CATEGORICAL, "Sales region.", dtype="str",
-           categories=("north", "south", "east", "west", "central")),
-    Column("num_services", Kind.NUMERIC, "Number of add-on services subscribed.",
-           dtype="int64", min=0, max=8),
-    Column("paperless_billing", Kind.BOOLEAN, "Receives bills electronically only.",
-           dtype="bool"),
-    Column("satisfaction_score", Kind.NUMERIC,
-           "Last survey answer, 1 (bad) to 5 (good); missing when never surveyed.",
-           min=1.0, max=5.0, nullable=True, max_null_fraction=0.6),
-    Column("days_since_last_login", Kind.NUMERIC,
-           "Days since the last login to the self-service portal; missing if never.",
-           min=0.0, max=3650.0, nullable=True, max_null_fraction=0.5),
-    Column("churned", Kind.LABEL, "1 if the customer left within the next quarter.",
-           dtype="int64", categories=("0", "1")),
+    Column(
+        "total_charges",
+        Kind.NUMERIC,
+        "Amount billed so far (missing for customers in their first month).",
+        min=0.0,
+        max=60_000.0,
+        nullable=True,
+        max_null_fraction=0.2,
+    ),
+    Column(
+        "payment_method",
+        Kind.CATEGORICAL,
+        "How the customer pays.",
+        dtype="str",
+        categories=("electronic_check", "mailed_check", "bank_transfer", "credit_card"),
+    ),
+    Column(
+        "internet_service",
+        Kind.CATEGORICAL,
+        "Internet product.",
+        dtype="str",
+        categories=("dsl", "fiber_optic", "none"),
+    ),
+    Column(
+        "support_calls",
+        Kind.NUMERIC,
+        "Calls to support in the last quarter.",
+        dtype="int64",
+        min=0,
+        max=50,
+    ),
+    Column(
+        "age", Kind.NUMERIC, "Age of the account holder in years.", dtype="int64", min=18, max=100
+    ),
+    Column(
+        "region",
+        Kind.CATEGORICAL,
+        "Sales region.",
+        dtype="str",
+        categories=("north", "south", "east", "west", "central"),
+    ),
+    Column(
+        "num_services",
+        Kind.NUMERIC,
+        "Number of add-on services subscribed.",
+        dtype="int64",
+        min=0,
+        max=8,
+    ),
+    Column("paperless_billing", Kind.BOOLEAN, "Receives bills electronically only.", dtype="bool"),
+    Column(
+        "satisfaction_score",
+        Kind.NUMERIC,
+        "Last survey answer, 1 (bad) to 5 (good); missing when never surveyed.",
+        min=1.0,
+        max=5.0,
+        nullable=True,
+        max_null_fraction=0.6,
+    ),
+    Column(
+        "days_since_last_login",
+        Kind.NUMERIC,
+        "Days since the last login to the self-service portal; missing if never.",
+        min=0.0,
+        max=3650.0,
+        nullable=True,
+        max_null_fraction=0.5,
+    ),
+    Column(
+        "churned",
+        Kind.LABEL,
+        "1 if the customer left within the next quarter.",
+        dtype="int64",
+        categories=("0", "1"),
+    ),
 )
 
 BY_NAME: Final[dict[str, Column]] = {c.name: c for c in COLUMNS}
 ID: Final[str] = next(c.name for c in COLUMNS if c.kind is Kind.ID)
 LABEL: Final[str] = next(c.name for c in COLUMNS if c.kind is Kind.LABEL)
 FEATURES: Final[tuple[Column, ...]] = tuple(c for c in COLUMNS if c.is_feature)
-NUMERIC_FEATURES: Final[tuple[str, ...]] = tuple(
-    c.name for c in FEATURES if c.kind is Kind.NUMERIC
-)
+NUMERIC_FEATURES: Final[tuple[str, ...]] = tuple(c.name for c in FEATURES if c.kind is Kind.NUMERIC)
 CATEGORICAL_FEATURES: Final[tuple[str, ...]] = tuple(
     c.name for c in FEATURES if c.kind is Kind.CATEGORICAL and not c.ordered
 )
 ORDINAL_FEATURES: Final[tuple[str, ...]] = tuple(
     c.name for c in FEATURES if c.kind is Kind.CATEGORICAL and c.ordered
 )
-BOOLEAN_FEATURES: Final[tuple[str, ...]] = tuple(
-    c.name for c in FEATURES if c.kind is Kind.BOOLEAN
-)
+BOOLEAN_FEATURES: Final[tuple[str, ...]] = tuple(c.name for c in FEATURES if c.kind is Kind.BOOLEAN)
 FEATURE_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in FEATURES)
 
 # Cross-column rule: what has been billed so far is roughly tenure x monthly charge.
@@ -125,9 +182,7 @@ def _column_checks(col: Column) -> list[pa.Check]:
     if col.pattern:
         checks.append(pa.Check.str_matches(col.pattern))
     if col.dtype == "float64":
-        checks.append(
-            pa.Check(lambda s: ~s.isin([float("inf"), float("-inf")]), name="finite")
-        )
+        checks.append(pa.Check(lambda s: ~s.isin([float("inf"), float("-inf")]), name="finite"))
     if col.nullable:
         limit = col.max_null_fraction
         checks.append(

@@ -23,8 +23,10 @@ ROWS = (
 
 
 def metrics_table(metrics: dict[str, object]) -> str:
-    lines = [(label, fmt.format(metrics[group][key]))  # type: ignore[index]
-             for label, group, key, fmt in ROWS]
+    lines = [
+        (label, fmt.format(metrics[group][key]))  # type: ignore[index]
+        for label, group, key, fmt in ROWS
+    ]
     lines.append(("Decision threshold", f"{metrics['threshold']:.4f}"))
     width = max(len(label) for label, _ in lines)
     return "\n".join(f"{label:<{width}}  {value:>12}" for label, value in lines)

@@ -39,7 +39,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_bytes(target: str | Path, write: Callable[[Path], None]) -> None:
+def write_bytes(target: str | Path, write: Callable[[Path], object]) -> None:
+    """Call `write(tmp)` on a temporary path, then move it onto `target`."""
     with atomic_path(target) as tmp:
         write(tmp)
 

@@ -37,12 +37,17 @@ def _main(args: argparse.Namespace, params: Params) -> None:
     train = storage.read_table(args.train)
     log.info(
         "training %s on %s rows (%s-fold threshold tuning)",
-        params.model.kind, f"{len(train):,}", params.threshold.cv_folds,
+        params.model.kind,
+        f"{len(train):,}",
+        params.threshold.cv_folds,
     )
     started = time.perf_counter()
     estimator = train_model(train, params)
-    log.info("trained in %.1f s; threshold %.4f", time.perf_counter() - started,
-             estimator.best_threshold_)
+    log.info(
+        "trained in %.1f s; threshold %.4f",
+        time.perf_counter() - started,
+        estimator.best_threshold_,
+    )
     sha256 = save_model(estimator, args.model)
     storage.write_json(args.card, model_metadata(estimator, sha256, params.model, len(train)))
     log.info("wrote %s (sha256 %s)", args.model, sha256)

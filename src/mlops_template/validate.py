@@ -48,8 +48,10 @@ class Failure:
         if self.check == "column_in_schema":
             return f"{where}: not in the schema (unexpected column)"
         if self.rows:
-            return f"{text} in {self.rows:,} row(s); e.g. rows {self.example_rows} " \
+            return (
+                f"{text} in {self.rows:,} row(s); e.g. rows {self.example_rows} "
                 f"with values {self.examples}"
+            )
         # A check about the whole column, or one that could not run on bad values.
         return f"{text}: {self.examples[0]}" if self.examples else text
 
@@ -90,7 +92,9 @@ def summarize_failures(cases: pd.DataFrame) -> list[Failure]:
                 column=str(column),
                 check=str(check),
                 rows=int(rows.nunique()),
-                examples=[] if check in _COLUMN_LEVEL_CHECKS else [
+                examples=[]
+                if check in _COLUMN_LEVEL_CHECKS
+                else [
                     _plain(v) for v in group["failure_case"].drop_duplicates().head(MAX_EXAMPLES)
                 ],
                 example_rows=[int(i) for i in rows.drop_duplicates().head(MAX_EXAMPLES)],
@@ -115,7 +119,8 @@ def data_summary(frame: pd.DataFrame) -> dict[str, Any]:
         "label_rate": round(float(frame[schema.LABEL].mean()), 6),
         "null_rate": {
             c.name: round(float(frame[c.name].isna().mean()), 6)
-            for c in schema.COLUMNS if c.nullable
+            for c in schema.COLUMNS
+            if c.nullable
         },
     }
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mlops_template import schema
+from mlops_template import catalog, schema
 
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
@@ -41,6 +41,8 @@ class Paths(_Frozen):
     model_card: str
     metrics: str
     plots: str
+    pr_report: str  # the pull-request report (markdown), `make report`
+    pr_report_json: str  # its machine-readable twin
 
 
 class Drift(_Frozen):
@@ -150,6 +152,24 @@ class Floors(_Frozen):
     recall: Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+class Tolerance(_Frozen):
+    """How much worse than the base a metric may get: `absolute` in the metric's own units or
+    `relative` as a share of the base value (0.01 = 1 %). Exactly one of the two."""
+
+    absolute: Annotated[float, Field(ge=0.0)] | None = None
+    relative: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.absolute is None) == (self.relative is None):
+            raise ValueError("give exactly one of 'absolute' or 'relative'")
+        return self
+
+    def allowed(self, base: float) -> float:
+        """The largest allowed worsening against a base value of `base`."""
+        return self.absolute if self.absolute is not None else (self.relative or 0.0) * abs(base)
+
+
 class Gate(_Frozen):
     """What a model must achieve before it may ship."""
 
@@ -158,6 +178,21 @@ class Gate(_Frozen):
     must_beat_contact_none: bool
     # Largest allowed ROC AUC gap between the best and the worst segment of one column.
     max_segment_roc_auc_gap: Annotated[float, Field(ge=0.0, le=1.0)]
+    # Against a base revision (`make gate BASE=main`, `make report`): how far each metric may
+    # get worse than on the base, keyed by its dotted name in metrics.json.
+    max_regression: Annotated[dict[str, Tolerance], Field(strict=False)]
+    # Largest allowed ROC AUC drop of any one segment against the base.
+    max_segment_roc_auc_drop: Annotated[float, Field(ge=0.0, le=1.0)]
+
+    @model_validator(mode="after")
+    def _regression_keys_are_metrics(self) -> Self:
+        unknown = [k for k in self.max_regression if k not in catalog.GUARDABLE]
+        if unknown:
+            raise ValueError(
+                f"max_regression keys {unknown} are not metrics with a better direction "
+                f"(allowed: {', '.join(catalog.GUARDABLE)})"
+            )
+        return self
 
 
 class Params(_Frozen):

@@ -14,10 +14,10 @@ export DVC_NO_ANALYTICS := 1
 export BENTOML_DO_NOT_TRACK := True
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help install run repro metrics test test-fast lint format gate push pull clean
+.PHONY: help install run repro metrics test test-fast lint format gate push pull clean workflows-lint hooks bench-pipeline
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(CURDIR)/.tools/bin/uv:
 	@echo "uv not found: installing uv $(UV_VERSION) into .tools/"
@@ -55,6 +55,44 @@ lint: install ## ruff (lint + format check) and mypy
 format: install ## Apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
+
+# Every workflow and composite action under .github/, whoever adds them (tests/test_workflows.py
+# checks each file on its own too).
+GH_WORKFLOWS = $(wildcard .github/workflows/*.yml .github/workflows/*.yaml)
+GH_ACTIONS = $(wildcard .github/actions/*/action.yml .github/actions/*/action.yaml)
+workflows-lint: install ## Audit workflows, actions, dependabot, pre-commit config (zizmor, schemas)
+	$(RUN) zizmor --offline --collect=workflows,actions,dependabot,pre-commit .
+	$(RUN) check-jsonschema --builtin-schema vendor.github-workflows $(GH_WORKFLOWS)
+	$(if $(GH_ACTIONS),$(RUN) check-jsonschema --builtin-schema vendor.github-actions $(GH_ACTIONS))
+	$(RUN) check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+	$(RUN) pre-commit validate-config .pre-commit-config.yaml
+
+hooks: install ## Install the git hooks of .pre-commit-config.yaml (lint, hygiene, dvc push/checkout)
+	$(RUN) pre-commit install
+
+bench-pipeline: install ## Time and measure peak memory of every stage at 100k and 1M rows (slow)
+	$(RUN) python benchmarks/pipeline.py
+
+# Serving (BentoML). The model store and bentos live in ./bentoml_home unless BENTOML_HOME is set.
+export BENTOML_HOME ?= $(CURDIR)/bentoml_home
+HOST ?= 127.0.0.1
+PORT ?= 3000
+BENTO_REQUIREMENTS := build/requirements.txt
+BENTO_INFO := build/bento.json
+.PHONY: bento serve bench-serving
+
+bento: install ## Import the DVC-tracked model into the BentoML store; build the bento (version = model hash)
+	@mkdir -p build
+	$(UV) export --locked --no-default-groups --no-emit-project --no-hashes --quiet \
+		--format requirements-txt -o $(BENTO_REQUIREMENTS)
+	$(RUN) python -m mlops_template.bento --requirements $(BENTO_REQUIREMENTS) --out $(BENTO_INFO)
+
+serve: bento ## Build the bento and serve it on http://127.0.0.1:3000 (HOST=, PORT= to change)
+	$(RUN) bentoml serve "$$($(RUN) python -c 'import json; print(json.load(open("$(BENTO_INFO)"))["tag"])')" \
+		--host $(HOST) --port $(PORT)
+
+bench-serving: bento ## Throughput and p50/p99 latency: in-process model, naive FastAPI, this service (loopback)
+	$(RUN) python benchmarks/serving.py
 
 gate: install ## Check reports/metrics.json against the floors in params.yaml
 	$(RUN) python -m mlops_template.gate

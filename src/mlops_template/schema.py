@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -183,17 +184,61 @@ def _column_checks(col: Column) -> list[pa.Check]:
         checks.append(pa.Check.str_matches(col.pattern))
     if col.dtype == "float64":
         checks.append(pa.Check(lambda s: ~s.isin([float("inf"), float("-inf")]), name="finite"))
+    if col.dtype == "bool":
+        # Not coerced (see `_keep_values_intact`): anything that is not a boolean is an error.
+        checks.append(
+            pa.Check(lambda v: isinstance(v, bool | np.bool_), element_wise=True, name="is_boolean")
+        )
     if col.nullable:
         limit = col.max_null_fraction
         checks.append(
             pa.Check(
-                lambda s, limit=limit: s.isna().mean() <= limit,
+                # Compared as counts so that an empty table is not also a null-rate failure.
+                lambda s, limit=limit: s.isna().sum() <= limit * len(s),
                 element_wise=False,
                 ignore_na=False,
                 name=f"null_fraction<={limit}",
             )
         )
     return checks
+
+
+_BOOLEAN_WORDS: Final[dict[str, bool]] = {"true": True, "false": False, "1": True, "0": False}
+
+
+def _as_boolean(value: object) -> object:
+    """The boolean a value spells (True, "false", 1, "0", ...); anything else unchanged."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        return _BOOLEAN_WORDS.get(value.strip().lower(), value)
+    return value
+
+
+def _keep_values_intact(df: pd.DataFrame) -> pd.DataFrame:
+    """Runs before dtype coercion, so that coercion can never silently change a value.
+
+    Casting to int64 truncates 0.5 to 0 and casting to bool turns any text (even "False")
+    into True. So whole-number columns get their fractional values as text, which then fails
+    coercion with the row and value named; boolean columns are not coerced but parsed here,
+    and the `is_boolean` check rejects whatever is left that is not a boolean.
+    """
+    changed: dict[str, pd.Series] = {}
+    for name in df.columns:
+        col = BY_NAME.get(str(name))
+        s = df[name]
+        if col is None or str(s.dtype) == col.dtype:
+            continue
+        if col.dtype == "int64" and not pd.api.types.is_integer_dtype(s.dtype):
+            numbers = pd.to_numeric(s, errors="coerce")
+            fractional = numbers.notna() & (numbers % 1 != 0)
+            if fractional.any():
+                changed[str(name)] = s.astype(object).where(~fractional, s.astype(str))
+        elif col.dtype == "bool":
+            changed[str(name)] = s.astype(object).map(_as_boolean)
+    return df.assign(**changed) if changed else df
 
 
 def _total_charges_consistent(df: pd.DataFrame) -> pd.Series:
@@ -216,7 +261,7 @@ def build_schema(*, with_label: bool = True) -> pa.DataFrameSchema:
             checks=_column_checks(c),
             nullable=c.nullable,
             unique=c.kind is Kind.ID,
-            coerce=True,
+            coerce=c.dtype != "bool",
             description=c.description,
             title=c.name,
         )
@@ -235,8 +280,8 @@ def build_schema(*, with_label: bool = True) -> pa.DataFrameSchema:
                 ),
             ),
         ],
+        parsers=[pa.Parser(_keep_values_intact)],
         strict=True,
-        coerce=True,
         name="customers",
     )
 

@@ -94,8 +94,39 @@ serve: bento ## Build the bento and serve it on http://127.0.0.1:3000 (HOST=, PO
 bench-serving: bento ## Throughput and p50/p99 latency: in-process model, naive FastAPI, this service (loopback)
 	$(RUN) python benchmarks/serving.py
 
-gate: install ## Check reports/metrics.json against the floors in params.yaml
-	$(RUN) python -m mlops_template.gate
+gate: install ## Check the metrics against the floors in params.yaml; BASE=main: also vs that revision
+	@if [ -n "$${BASE:-}" ]; then \
+		$(RUN) python -m mlops_template.gate --base "$$BASE" --base-name "$${BASE_NAME:-$$BASE}"; \
+	else \
+		$(RUN) python -m mlops_template.gate; \
+	fi
+
+# Pull-request review. BASE = the git revision to compare with, BASE_NAME = how the report
+# calls it (CI passes both through the environment; the shell quotes them, make never expands).
+export BASE BASE_NAME
+TEST_JS := tests/js
+.PHONY: report check-lock bench-report js-deps
+
+report: install ## PR report: this work tree vs BASE (default main) -> reports/pr_report.md + .json
+	$(RUN) python -m mlops_template.report --base "$${BASE:-main}" --base-name "$${BASE_NAME:-$${BASE:-main}}"
+
+check-lock: install ## After `make repro`: fail if the committed dvc.lock / metrics are not what it produced
+	@$(RUN) dvc status --quiet || { $(RUN) dvc status; \
+		echo "check-lock: the pipeline is not up to date with dvc.lock (see above)."; exit 1; }
+	@git diff --quiet || { git --no-pager diff --stat; \
+		echo "check-lock: reproducing the pipeline changed tracked files (above): the commit's"; \
+		echo "dvc.lock / metrics are stale. Run 'make run && make push' and commit dvc.lock and"; \
+		echo "the metrics files; CI never commits them for you."; exit 1; }
+	@echo "check-lock: dvc.lock and the tracked metrics match the pipeline"
+
+bench-report: install ## Time the PR report cold (empty DVC cache) vs warm (cache + run-cache present)
+	$(RUN) python benchmarks/pr_report.py
+
+$(TEST_JS)/node_modules/.installed: $(TEST_JS)/package.json $(TEST_JS)/package-lock.json
+	npm ci --prefix $(TEST_JS) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+js-deps: $(TEST_JS)/node_modules/.installed ## Test-only npm tools (mermaid, playwright-core) for rendering report diagrams
 
 push: install ## Upload data and models to the DVC remote
 	$(RUN) dvc push

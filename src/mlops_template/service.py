@@ -1,0 +1,251 @@
+"""The churn model as a BentoML service: `make serve` (port 3000), `make bento` to package it.
+
+Endpoints (all POST, JSON):
+- `/predict`: `{"records": [...]}`, 1 to MAX_BATCH_RECORDS customers -> one prediction each.
+- `/predict_one`: one customer record as the whole body -> one prediction. Requests from
+  concurrent callers are merged by BentoML's adaptive batching into one model call, because
+  a model call costs about the same for 1 row as for 100 rows.
+- `/metadata`: model version and sha256, threshold, git commit, dvc.lock data hashes, params
+  and metrics of the run that produced the model.
+BentoML adds `/livez`, `/readyz`, `/metrics` (Prometheus), `/docs.json` (OpenAPI) and `/`.
+
+Requests are validated against the contract derived from the schema (`contract.py`): any
+invalid input is answered with 400 naming the field and the problem (413 for a body over
+MAX_BODY_BYTES), and the next request is served normally.
+
+The model comes from the BentoML model store (`make bento` imports the DVC-tracked model
+there, and the bento carries it). It is loaded once per worker and only after its sha256
+matches the model card: a tampered file stops the worker from starting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Final
+
+import bentoml
+from _bentoml_sdk.io_models import IORootModel  # type: ignore[import-untyped]
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mlops_template import contract, schema
+from mlops_template.lineage import Lineage
+from mlops_template.model import LoadedModel, ModelIntegrityError, load_model
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME: Final = "churn_service"
+MODEL_NAME: Final = "churn_model"
+# `make bento` sets this to the exact tag it imported; a bento holds one model, so "latest"
+# resolves to that one when the bento is served.
+MODEL_TAG_ENV: Final = "MLOPS_MODEL_TAG"
+MODEL_FILE: Final = "model.joblib"
+CARD_FILE: Final = "model_card.json"
+LINEAGE_FILE: Final = "lineage.json"
+
+MAX_BATCH_RECORDS: Final = 5_000  # per /predict request
+MAX_BODY_BYTES: Final = 8 * 1024 * 1024  # ~1,600 bytes per record x 5,000, with headroom
+# Adaptive batching of /predict_one: a model call costs ~10-20 ms whether it scores 1 row or
+# 100, so callers waiting together share one call. max_latency bounds how long a request may
+# wait in the queue; beyond it BentoML answers 503 (overloaded, retry), never a wrong answer.
+SINGLE_MAX_BATCH_SIZE: Final = 64
+SINGLE_MAX_LATENCY_MS: Final = 1_000
+
+CustomerRecord = contract.CustomerRecord
+Prediction = contract.Prediction
+
+
+def model_tag() -> str:
+    return os.environ.get(MODEL_TAG_ENV, f"{MODEL_NAME}:latest")
+
+
+# --- request / response specs --------------------------------------------------------------
+
+_RECORDS: Any = Annotated[
+    list[CustomerRecord],  # type: ignore[valid-type]
+    Field(
+        min_length=1,
+        max_length=MAX_BATCH_RECORDS,
+        description=f"1 to {MAX_BATCH_RECORDS:,} customer records.",
+    ),
+]
+BatchRequest: type[BaseModel] = create_model(
+    "BatchRequest", __config__=ConfigDict(extra="forbid"), records=(_RECORDS, ...)
+)
+
+
+class OneRecord(IORootModel[list[CustomerRecord]]):  # type: ignore[valid-type,misc]
+    """The body is one customer record; the batcher sees it as a list of one."""
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> OneRecord:
+        record = CustomerRecord.model_validate_json(json_data, **kwargs)
+        one: OneRecord = cls.model_construct(root=[record])
+        return one
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        schema = CustomerRecord.model_json_schema(*args, **kwargs)
+        schema["root_input"] = True
+        return schema
+
+
+OneRecord.__root_input__ = True
+
+
+class OnePrediction(IORootModel[list[Prediction]]):  # type: ignore[misc]
+    """The batched method returns a list of one per caller; the caller gets the object."""
+
+    @classmethod
+    async def to_http_response(cls, obj: Any, serde: Any) -> Response:
+        (prediction,) = obj
+        return Response(prediction.model_dump_json(), media_type="application/json")
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return Prediction.model_json_schema(*args, **kwargs)
+
+
+class Metadata(Lineage):
+    """The lineage recorded at build time plus what this server is running."""
+
+    model_tag: str = Field(description="BentoML tag of the served model.")
+
+
+# --- guards --------------------------------------------------------------------------------
+
+
+class BodySizeLimit:
+    """Answer 413 to a request body over `max_bytes` before anything reads it into memory."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._reject(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLargeError:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {
+                "error": f"request body larger than {self.max_bytes:,} bytes; "
+                f"send at most {MAX_BATCH_RECORDS:,} records per request"
+            },
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+def _load(stored: Any) -> tuple[LoadedModel, Lineage]:
+    """Load the stored model after checking its hash and that it is the model the tag names."""
+    path = Path(stored.path)
+    loaded = load_model(path / MODEL_FILE, path / CARD_FILE)
+    version = str(stored.tag.version)
+    if not loaded.sha256.startswith(version):
+        raise ModelIntegrityError(
+            f"{stored.tag}: model sha256 {loaded.sha256} does not start with the tag's version "
+            f"{version}; the model store entry was changed. Re-run `make bento`."
+        )
+    lineage = Lineage.model_validate_json((path / LINEAGE_FILE).read_text(encoding="utf-8"))
+    if lineage.model.sha256 != loaded.sha256:
+        raise ModelIntegrityError(
+            f"{stored.tag}: {LINEAGE_FILE} describes model {lineage.model.sha256}, "
+            f"not the stored {loaded.sha256}. Re-run `make bento`."
+        )
+    return loaded, lineage
+
+
+# --- the service ---------------------------------------------------------------------------
+
+
+@bentoml.service(
+    name=SERVICE_NAME,
+    workers=1,
+    traffic={"timeout": 30, "max_concurrency": 256},
+)
+class ChurnService:
+    """Churn probability and the profit-maximising contact decision for customers."""
+
+    model_ref: ClassVar[Any] = bentoml.models.BentoModel(model_tag())
+
+    def __init__(self) -> None:
+        stored = self.model_ref  # resolved to the stored model by BentoML
+        try:
+            self.model, self.lineage = _load(stored)
+        except ModelIntegrityError as exc:
+            log.critical("refusing to serve: %s", exc)
+            raise
+        self.version = self.model.sha256[:12]
+        self.tag = str(stored.tag)
+        log.info(
+            "serving %s (sha256 %s, threshold %.4f)",
+            self.tag,
+            self.model.sha256,
+            self.model.threshold,
+        )
+
+    def _score(self, records: list[Any]) -> list[Prediction]:
+        frame = contract.records_frame(records)
+        proba = self.model.churn_probability(frame)
+        contact = self.model.decide(proba)
+        return [
+            Prediction(
+                customer_id=str(cid),
+                churn_probability=float(p),
+                contact=bool(c),
+                model_version=self.version,
+            )
+            for cid, p, c in zip(frame[schema.ID], proba, contact, strict=True)
+        ]
+
+    @bentoml.api(input_spec=BatchRequest)  # type: ignore[untyped-decorator]
+    def predict(self, records: list[Any]) -> list[Prediction]:
+        """Score a batch of customers (1 to 5,000 records)."""
+        return self._score(records)
+
+    @bentoml.api(  # type: ignore[untyped-decorator]
+        input_spec=OneRecord,
+        output_spec=OnePrediction,
+        batchable=True,
+        max_batch_size=SINGLE_MAX_BATCH_SIZE,
+        max_latency_ms=SINGLE_MAX_LATENCY_MS,
+    )
+    def predict_one(self, records: list[Any]) -> list[Prediction]:
+        """Score one customer (the body is the record); concurrent calls are batched."""
+        return self._score(records)
+
+    @bentoml.api  # type: ignore[untyped-decorator]
+    def metadata(self) -> Metadata:
+        """Model version and sha256, threshold, git commit, data hashes, params, metrics."""
+        return Metadata(**self.lineage.model_dump(), model_tag=self.tag)
+
+
+ChurnService.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)  # type: ignore[attr-defined]

@@ -94,6 +94,49 @@ serve: bento ## Build the bento and serve it on http://127.0.0.1:3000 (HOST=, PO
 bench-serving: bento ## Throughput and p50/p99 latency: in-process model, naive FastAPI, this service (loopback)
 	$(RUN) python benchmarks/serving.py
 
+# Container. IMAGE = the image to build / test; BASE_IMAGE overrides the Dockerfile's pinned
+# python:3.11-slim (an internal mirror, or the local stand-in on machines without Docker Hub).
+# The build context is build/container/ (see .dockerignore): the runtime requirements exported
+# from uv.lock with their hashes, minus CONTAINER_EXCLUDE (pyarrow: Parquet I/O happens only in
+# the pipeline), and the bento exported from the store with its model.
+IMAGE ?= churn-service:dev
+BASE_IMAGE ?=
+CONTAINER_DIR := build/container
+CONTAINER_EXCLUDE := pyarrow
+.PHONY: container-context container smoke bench-container release-meta sign deploy
+
+container-context: bento ## Stage build/container/: hashed runtime requirements (uv.lock) + the exported bento
+	@mkdir -p $(CONTAINER_DIR)
+	$(UV) export --locked --no-default-groups --no-emit-project --quiet --format requirements-txt \
+		$(addprefix --no-emit-package ,$(CONTAINER_EXCLUDE)) -o $(CONTAINER_DIR)/requirements.txt
+	$(RUN) python -m mlops_template.container context --bento-info $(BENTO_INFO) --bento $(CONTAINER_DIR)/bento
+
+container: container-context ## Build the serving image: make container IMAGE=name:tag [BASE_IMAGE=...]
+	docker build --tag "$(IMAGE)" $(if $(BASE_IMAGE),--build-arg BASE_IMAGE="$(BASE_IMAGE)") \
+		$$($(RUN) python -m mlops_template.container build-args --bento $(CONTAINER_DIR)/bento) .
+
+smoke: install ## Run IMAGE on a free loopback port: readiness, example answers, metadata, 4xx on bad input
+	$(RUN) python -m mlops_template.smoke --image "$(IMAGE)"
+
+bench-container: container-context ## Image size and start-up vs `bentoml containerize` (same bento and base) -> benchmarks/results/
+	$(RUN) python benchmarks/container.py --image "$(IMAGE)" $(if $(BASE_IMAGE),--base-image "$(BASE_IMAGE)")
+
+# Release workflow helpers (GitHub Actions sets GITHUB_OUTPUT, GITHUB_REPOSITORY, IMAGE_REF...).
+release-meta: install ## (CI) Image name, tags and lineage build args of build/container/ -> $GITHUB_OUTPUT
+	$(RUN) python -m mlops_template.container github-output --bento $(CONTAINER_DIR)/bento
+
+sign: ## (CI) Keyless cosign signature of IMAGE_REF (an image@sha256:... digest reference)
+	@case "$${IMAGE_REF:-}" in *@sha256:*) ;; *) echo "sign: IMAGE_REF must be image@sha256:<digest>"; exit 1;; esac
+	cosign sign --yes "$${IMAGE_REF}"
+
+deploy: ## (CI) Verify IMAGE_REF's signature came from this repo's release workflow, then deploy it (placeholder)
+	@case "$${IMAGE_REF:-}" in *@sha256:*) ;; *) echo "deploy: IMAGE_REF must be image@sha256:<digest>"; exit 1;; esac
+	cosign verify "$${IMAGE_REF}" --output text \
+		--certificate-oidc-issuer https://token.actions.githubusercontent.com \
+		--certificate-identity "$${GITHUB_SERVER_URL}/$${GITHUB_WORKFLOW_REF}"
+	@echo "deploy: $${IMAGE_REF} verified. Placeholder: replace this line with your platform's"
+	@echo "deploy command, always by digest, e.g. kubectl set image deployment/churn churn=$${IMAGE_REF}"
+
 gate: install ## Check the metrics against the floors in params.yaml; BASE=main: also vs that revision
 	@if [ -n "$${BASE:-}" ]; then \
 		$(RUN) python -m mlops_template.gate --base "$$BASE" --base-name "$${BASE_NAME:-$$BASE}"; \
@@ -105,7 +148,7 @@ gate: install ## Check the metrics against the floors in params.yaml; BASE=main:
 # calls it (CI passes both through the environment; the shell quotes them, make never expands).
 export BASE BASE_NAME
 TEST_JS := tests/js
-.PHONY: report check-lock bench-report js-deps
+.PHONY: report check-lock bench-report js-deps pr-comment
 
 report: install ## PR report: this work tree vs BASE (default main) -> reports/pr_report.md + .json
 	$(RUN) python -m mlops_template.report --base "$${BASE:-main}" --base-name "$${BASE_NAME:-$${BASE:-main}}"
@@ -121,6 +164,11 @@ check-lock: install ## After `make repro`: fail if the committed dvc.lock / metr
 
 bench-report: install ## Time the PR report cold (empty DVC cache) vs warm (cache + run-cache present)
 	$(RUN) python benchmarks/pr_report.py
+
+# Must equal paths.pr_report in params.yaml (tests/test_report_unit.py checks).
+PR_REPORT := reports/pr_report.md
+pr-comment: ## CI (pr.yml): post $(PR_REPORT) as the one sticky PR comment via CML, uploading nothing
+	cml comment update $(PR_REPORT) --target=pr --watermark-title="PR report (mlops-template)" --publish=false
 
 $(TEST_JS)/node_modules/.installed: $(TEST_JS)/package.json $(TEST_JS)/package-lock.json
 	npm ci --prefix $(TEST_JS) --no-audit --no-fund --loglevel=error

@@ -1,0 +1,96 @@
+# The serving image: the bento (model, service code, lineage) on a slim Python, nothing else.
+#
+#   make container IMAGE=churn:dev [BASE_IMAGE=...]    # prepares the context, then docker build
+#
+# The build context is the repository, cut down by .dockerignore to what `make container-context`
+# writes under build/container/:
+#   requirements.txt  the runtime dependencies exported from uv.lock, each with its sha256
+#   bento/            the bento (`make bento`, then `bentoml export`, unpacked): model included
+# Lineage (git revision, model version and sha256, dvc.lock digest, metrics) arrives as build
+# arguments and ends up in OCI labels, so `docker inspect` tells where the model came from.
+# Works with the classic builder and with BuildKit (no BuildKit-only syntax).
+
+# python:3.11-slim (3.11.10, Debian bookworm), pinned by its multi-arch index digest. Override it
+# for an internal registry or an air-gapped mirror: --build-arg BASE_IMAGE=registry/python@sha256:...
+ARG BASE_IMAGE=python:3.11-slim@sha256:5148c0e4bbb64271bca1d3322360ebf4bfb7564507ae32dd639322e4952a6b16
+
+# --- builder: a virtualenv with exactly the locked runtime packages -------------------------
+FROM ${BASE_IMAGE} AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    PYTHONDONTWRITEBYTECODE=1
+
+COPY build/container/requirements.txt /tmp/requirements.txt
+
+# Wheels only (no compiler anywhere) and every file checked against the hash in uv.lock.
+# Then drop what a server never runs: pip/setuptools, the packages' own test suites.
+# Bytecode is compiled here, once, so workers start without compiling (and the non-root user
+# could not write __pycache__ anyway).
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-deps --require-hashes --only-binary=:all: --no-compile \
+      -r /tmp/requirements.txt \
+ && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
+ && find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*/*' -exec rm -rf {} + \
+ && python -m compileall -q -j 0 /opt/venv/lib
+
+# --- runtime ----------------------------------------------------------------------------------
+FROM ${BASE_IMAGE}
+
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/app \
+      --shell /usr/sbin/nologin app
+
+COPY --from=builder /opt/venv /opt/venv
+COPY build/container/bento /app/bento
+
+ENV PATH=/opt/venv/bin:${PATH} \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    BENTOML_HOME=/home/app/bentoml \
+    BENTOML_DO_NOT_TRACK=True \
+    BENTOML_HOST=0.0.0.0 \
+    BENTOML_PORT=3000
+
+USER app
+WORKDIR /home/app
+EXPOSE 3000
+
+# Ready = the model is loaded and verified (BentoML's /readyz). Python's urllib, no curl needed.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:' + os.environ['BENTOML_PORT'] + '/readyz', timeout=2)"]
+
+CMD ["bentoml", "serve", "/app/bento"]
+
+# Lineage last: these change with every model and commit, the layers above do not.
+ARG BASE_IMAGE
+ARG SOURCE=""
+ARG REVISION=""
+ARG GIT_DIRTY=""
+ARG CREATED=""
+ARG VERSION=""
+ARG BENTO_TAG=""
+ARG MODEL_VERSION=""
+ARG MODEL_SHA256=""
+ARG DVC_LOCK_SHA256=""
+ARG ROC_AUC=""
+ARG PR_AUC=""
+ARG EXPECTED_PROFIT=""
+ARG THRESHOLD=""
+LABEL org.opencontainers.image.title="churn-service" \
+      org.opencontainers.image.description="Churn probability and profit-maximising contact decision (BentoML)" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.version="${VERSION}" \
+      mlops.git.dirty="${GIT_DIRTY}" \
+      mlops.bento.tag="${BENTO_TAG}" \
+      mlops.model.version="${MODEL_VERSION}" \
+      mlops.model.sha256="${MODEL_SHA256}" \
+      mlops.dvc-lock.sha256="${DVC_LOCK_SHA256}" \
+      mlops.metrics.roc-auc="${ROC_AUC}" \
+      mlops.metrics.pr-auc="${PR_AUC}" \
+      mlops.metrics.expected-profit="${EXPECTED_PROFIT}" \
+      mlops.model.threshold="${THRESHOLD}"

@@ -1,0 +1,237 @@
+"""The real pipeline: `dvc repro`, `dvc push` / `dvc pull` in a temporary copy of the repo.
+
+One copy (3,000 sample rows, its own temp-dir remote) is reproduced once per module; the
+tests that change it put it back afterwards. DVC and Python come from the current venv.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, set_dotted
+from mlops_template import storage
+from mlops_template.params import Params, load_params
+
+pytestmark = pytest.mark.pipeline
+
+N_ROWS = 3_000
+BIN = Path(sys.executable).parent
+ENV = {
+    **os.environ,
+    "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    "DVC_NO_ANALYTICS": "1",
+    # Several OpenMP threads on a busy shared runner make training crawl (see test_model.py).
+    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+    "GIT_AUTHOR_NAME": "pipeline test",
+    "GIT_AUTHOR_EMAIL": "pipeline-test@example.invalid",
+    "GIT_COMMITTER_NAME": "pipeline test",
+    "GIT_COMMITTER_EMAIL": "pipeline-test@example.invalid",
+}
+RAN = re.compile(r"Running stage '([\w-]+)'")
+
+
+def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=900, check=False
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"`{' '.join(args)}` exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+        )
+    return result
+
+
+def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run(cwd, str(BIN / "dvc"), *args, check=check)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return run(cwd, "git", "-c", "commit.gpgsign=false", *args).stdout
+
+
+def stages_run(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return RAN.findall(result.stdout + result.stderr)
+
+
+def all_stages() -> list[str]:
+    return list(yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"])
+
+
+def edit_params(repo: Path, changes: dict[str, Any]) -> None:
+    path = repo / "params.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    path.write_text(yaml.safe_dump(set_dotted(raw, changes), sort_keys=False), encoding="utf-8")
+
+
+def digests(repo: Path, paths: list[str]) -> dict[str, str]:
+    """sha256 of every file under each path (files or directories), keyed by relative path."""
+    out = {}
+    for rel in paths:
+        target = repo / rel
+        files = sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
+        for f in files:
+            out[str(f.relative_to(repo))] = storage.sha256_file(f)
+    return out
+
+
+def copy_repo(dest: Path) -> None:
+    """The files git knows about (tracked, or new and not ignored): no outputs, no caches."""
+    listed = run(ROOT, "git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for rel in filter(None, listed.stdout.split("\0")):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+@dataclass
+class Repo:
+    path: Path
+    remote: Path
+    params: Params
+    first: subprocess.CompletedProcess[str]
+    outputs: list[str] = field(default_factory=list)
+
+    def lock(self) -> dict[str, Any]:
+        data: dict[str, Any] = yaml.safe_load((self.path / "dvc.lock").read_text(encoding="utf-8"))
+        return data["stages"]
+
+    def restore(self) -> None:
+        """Back to the committed state after a test changed params or data."""
+        git(self.path, "checkout", "HEAD", "--", ".")
+        dvc(self.path, "checkout", "--force")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    base = tmp_path_factory.mktemp("pipeline")
+    path, remote = base / "repo", base / "remote"
+    path.mkdir()
+    copy_repo(path)
+    edit_params(path, {"data.sample.n_rows": N_ROWS})
+    git(path, "init", "-q")
+    dvc(path, "remote", "add", "-d", "-f", "test-remote", str(remote))
+    dvc(path, "remote", "modify", "test-remote", "verify", "true")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "copy of the template")
+    params = load_params(path / "params.yaml")
+    first = dvc(path, "repro")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "first dvc repro")
+    p = params.paths
+    outputs = [p.raw, p.validated, p.data_summary, p.train, p.test, p.model, p.model_card]
+    outputs += [p.metrics, p.plots]
+    return Repo(path, remote, params, first, outputs)
+
+
+def test_repro_runs_every_stage_and_writes_every_output(repo: Repo) -> None:
+    assert stages_run(repo.first) == all_stages()
+    for rel in repo.outputs:
+        assert (repo.path / rel).exists(), f"{rel} was not written"
+    assert not (repo.path / repo.params.paths.validation_errors).exists()
+    metrics = storage.read_json(repo.path / repo.params.paths.metrics)
+    assert metrics["n_test"] == round(N_ROWS * repo.params.split.test_size)
+    assert 0.5 < metrics["ml"]["roc_auc"] < 1.0
+    summary = storage.read_json(repo.path / repo.params.paths.data_summary)
+    assert summary["rows"] == N_ROWS
+    card = storage.read_json(repo.path / repo.params.paths.model_card)
+    assert card["sha256"] == storage.sha256_file(repo.path / repo.params.paths.model)
+    assert set(repo.lock()) == set(all_stages())
+
+
+def test_second_repro_does_nothing(repo: Repo) -> None:
+    before = digests(repo.path, [*repo.outputs, "dvc.lock"])
+    again = dvc(repo.path, "repro")
+    assert stages_run(again) == [], again.stdout
+    assert "up to date" in again.stdout
+    assert digests(repo.path, [*repo.outputs, "dvc.lock"]) == before
+    assert "up to date" in dvc(repo.path, "status").stdout
+
+
+def test_push_then_pull_into_a_fresh_clone_restores_identical_outputs(
+    repo: Repo, tmp_path: Path
+) -> None:
+    dvc(repo.path, "push")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo.path), str(clone))
+    cached = [rel for rel in repo.outputs if not (clone / rel).exists()]
+    assert repo.params.paths.model in cached, "outputs must come from DVC, not git"
+    dvc(clone, "pull")
+    assert digests(clone, repo.outputs) == digests(repo.path, repo.outputs)
+    assert stages_run(dvc(clone, "repro")) == [], "a pulled checkout should be up to date"
+
+
+def test_changing_one_knob_reruns_only_the_stage_that_reads_it(repo: Repo) -> None:
+    model_before = digests(repo.path, [repo.params.paths.model, repo.params.paths.train])
+    lock_before = repo.lock()
+    knob = repo.params.evaluate.min_segment_size
+    try:
+        edit_params(repo.path, {"evaluate.min_segment_size": knob + 50})
+        result = dvc(repo.path, "repro")
+        assert stages_run(result) == ["evaluate"], result.stdout
+        lock_after = repo.lock()
+        for stage in all_stages():
+            if stage != "evaluate":
+                assert lock_after[stage] == lock_before[stage], f"{stage} entry changed"
+        assert lock_after["evaluate"]["params"] != lock_before["evaluate"]["params"]
+        assert digests(repo.path, [repo.params.paths.model, repo.params.paths.train]) == (
+            model_before
+        )
+    finally:
+        repo.restore()
+
+
+def test_corrupted_source_stops_at_validate_and_keeps_model_and_metrics(repo: Repo) -> None:
+    paths = repo.params.paths
+    kept = [paths.model, paths.model_card, paths.metrics]
+    kept_before = digests(repo.path, kept)
+    lock_before = repo.lock()
+    source = repo.path / "data" / "external" / "customers.csv"
+    frame = pd.read_parquet(repo.path / paths.raw)
+    frame.loc[7, "contract"] = "weekly"  # one bad row in an otherwise valid export
+    try:
+        frame.to_csv(source, index=False)
+        edit_params(repo.path, {"data.source": str(source.relative_to(repo.path))})
+        result = dvc(repo.path, "repro", check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        assert stages_run(result) == ["ingest", "validate"], output
+        assert "column 'contract'" in output
+        assert "weekly" in output
+        assert re.search(r"failed to reproduce '?validate", output), output
+        assert digests(repo.path, kept) == kept_before, "model / metrics changed"
+        lock_after = repo.lock()
+        for stage in ("split", "train", "evaluate"):
+            assert lock_after[stage] == lock_before[stage], f"dvc.lock entry of {stage} changed"
+        report = storage.read_json(repo.path / paths.validation_errors)
+        assert [f["column"] for f in report["failed_checks"]] == ["contract"]
+    finally:
+        source.unlink(missing_ok=True)
+        (repo.path / paths.validation_errors).unlink(missing_ok=True)
+        repo.restore()
+    assert "up to date" in dvc(repo.path, "status").stdout
+
+
+def test_default_remote_verifies_downloads_and_lives_outside_the_work_tree() -> None:
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".dvc" / "config")
+    default = config["core"]["remote"]
+    remote = config[f"'remote \"{default}\"'"]
+    assert remote.getboolean("verify"), "a tampered file in the remote must fail `dvc pull`"
+    url = remote["url"]
+    if "://" not in url:
+        where = (ROOT / ".dvc" / url).resolve()
+        assert ROOT.resolve() not in where.parents, f"remote {where} is inside the work tree"

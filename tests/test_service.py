@@ -288,10 +288,11 @@ class Bad:
     """One bad request: where it goes, what it sends, the status and error it must get."""
 
     route: str
-    body: Callable[[], Any]  # a JSON-able object, or raw bytes sent as is
+    body: Callable[[], Any]  # a JSON-able object, raw bytes, or an iterator of byte chunks
     status: int
     loc: tuple[str | int, ...] | None  # the field the error must name (None: whole body)
     error_type: str | None  # pydantic error type expected at that location
+    content_type: str = "application/json"
 
 
 BAD_INPUTS: dict[str, Bad] = {
@@ -405,6 +406,24 @@ BAD_INPUTS: dict[str, Bad] = {
     "body over the size cap": Bad(
         "/predict", lambda: b" " * (service.MAX_BODY_BYTES + 1), 413, None, None
     ),
+    "body over the cap, chunked without Content-Length": Bad(
+        "/predict",
+        lambda: iter([b" " * (1 << 20)] * (service.MAX_BODY_BYTES // (1 << 20) + 1)),
+        413,
+        None,
+        None,
+    ),
+    "multipart body": Bad(
+        "/predict_one",
+        lambda: b"--x\r\n\r\n--x--\r\n",
+        415,
+        None,
+        None,
+        "multipart/form-data; boundary=x",
+    ),
+    "form body (curl -d without a Content-Type)": Bad(
+        "/predict", lambda: b"records=1", 415, None, None, "application/x-www-form-urlencoded"
+    ),
 }
 
 
@@ -414,10 +433,8 @@ def test_bad_input_gets_a_4xx_naming_the_field_then_service_goes_on(
 ) -> None:
     bad = BAD_INPUTS[case]
     body = bad.body()
-    if isinstance(body, bytes):
-        response = client.post(
-            bad.route, content=body, headers={"content-type": "application/json"}
-        )
+    if isinstance(body, (bytes, Iterator)):
+        response = client.post(bad.route, content=body, headers={"content-type": bad.content_type})
     else:
         response = client.post(bad.route, json=body)
     assert response.status_code == bad.status, f"{case}: {response.status_code} {response.text}"

@@ -11,7 +11,7 @@ BentoML adds `/livez`, `/readyz`, `/metrics` (Prometheus), `/docs.json` (OpenAPI
 
 Requests are validated against the contract derived from the schema (`contract.py`): any
 invalid input is answered with 400 naming the field and the problem (413 for a body over
-MAX_BODY_BYTES), and the next request is served normally.
+MAX_BODY_BYTES, 415 for a body that is not JSON), and the next request is served normally.
 
 The model comes from the BentoML model store (`make bento` imports the DVC-tracked model
 there, and the bento carries it). It is loaded once per worker and only after its sha256
@@ -118,50 +118,70 @@ class Metadata(Lineage):
 # --- guards --------------------------------------------------------------------------------
 
 
-class BodySizeLimit:
-    """Answer 413 to a request body over `max_bytes` before anything reads it into memory."""
+class RequestGuard:
+    """Checks every POST before BentoML parses it.
+
+    - Content-Type must be application/json (or absent): anything else is 415. BentoML would
+      try to parse multipart or form bodies and fail with a 500.
+    - The body may hold at most `max_bytes`: 413, whether or not Content-Length is sent, and
+      without reading more than that into memory.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._reject(scope, receive, send)
+        headers = dict(scope.get("headers", []))
+        media_type = headers.get(b"content-type", b"application/json").split(b";")[0]
+        if media_type.strip().lower() != b"application/json":
+            shown = media_type.decode("latin-1")
+            await _error(
+                415, f"Content-Type must be application/json, not '{shown}'", scope, receive, send
+            )
             return
-        received = 0
-
-        async def counted() -> Any:
-            nonlocal received
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._too_large(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLargeError
-            return message
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
 
-        try:
-            await self.app(scope, counted, send)
-        except _BodyTooLargeError:
-            await self._reject(scope, receive, send)
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            {
-                "error": f"request body larger than {self.max_bytes:,} bytes; "
-                f"send at most {MAX_BATCH_RECORDS:,} records per request"
-            },
-            status_code=413,
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = (
+            f"request body larger than {self.max_bytes:,} bytes; "
+            f"send at most {MAX_BATCH_RECORDS:,} records per request"
         )
-        await response(scope, receive, send)
+        await _error(413, message, scope, receive, send)
 
 
-class _BodyTooLargeError(Exception):
-    pass
+async def _error(status: int, message: str, scope: Scope, receive: Receive, send: Send) -> None:
+    await JSONResponse({"error": message}, status_code=status)(scope, receive, send)
 
 
 def _load(stored: Any) -> tuple[LoadedModel, Lineage]:
@@ -248,4 +268,4 @@ class ChurnService:
         return Metadata(**self.lineage.model_dump(), model_tag=self.tag)
 
 
-ChurnService.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)  # type: ignore[attr-defined]
+ChurnService.add_asgi_middleware(RequestGuard, max_bytes=MAX_BODY_BYTES)  # type: ignore[attr-defined]

@@ -99,6 +99,9 @@ class Model(_Frozen):
     # Domain knowledge the gradient-boosting model must respect: +1 means churn risk may
     # only rise with the column, -1 only fall. Numeric or ordered categorical columns only.
     monotonic: Annotated[dict[str, Literal[-1, 1]], Field(strict=False)]
+    # Threads for fitting. The model file's bytes depend on it (floating-point sums run in
+    # another order), so it is a param: same data + params + seed => byte-identical model.
+    n_threads: Annotated[int, Field(ge=1, le=256)]
     hist_gradient_boosting: HistGradientBoosting
     logistic_regression: LogisticRegression
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 from sklearn.model_selection import TunedThresholdClassifierCV
+from threadpoolctl import threadpool_limits
 
 from mlops_template import cli, schema, storage
 from mlops_template.model import build_model, features, model_metadata, save_model
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 def train_model(train: pd.DataFrame, params: Params) -> TunedThresholdClassifierCV:
     """Fit preprocessing + classifier; choose the threshold that maximises expected profit."""
     model = build_model(params.model, params.business, params.threshold)
-    return model.fit(features(train), train[schema.LABEL].to_numpy())
+    with threadpool_limits(limits=params.model.n_threads):
+        return model.fit(features(train), train[schema.LABEL].to_numpy())
 
 
 def _args(p: argparse.ArgumentParser) -> None:

@@ -38,21 +38,27 @@ RUN python -m venv /opt/venv \
 # --- runtime ----------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
 
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/app \
+# A numeric USER lets Kubernetes' runAsNonRoot verify it without reading /etc/passwd.
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid app --create-home --home-dir /home/app \
       --shell /usr/sbin/nologin app
 
 COPY --from=builder /opt/venv /opt/venv
 COPY build/container/bento /app/bento
 
+# BENTOML_CONTAINERIZED: BentoML does not respawn a worker that dies, so a worker that cannot
+# start (a tampered model fails its sha256 check) ends the container with exit code 1 instead
+# of being retried forever behind a never-ready server; the orchestrator sees a failed start.
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     BENTOML_HOME=/home/app/bentoml \
     BENTOML_DO_NOT_TRACK=True \
+    BENTOML_CONTAINERIZED=true \
     BENTOML_HOST=0.0.0.0 \
     BENTOML_PORT=3000
 
-USER app
+USER 10001:10001
 WORKDIR /home/app
 EXPOSE 3000
 

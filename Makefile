@@ -103,7 +103,7 @@ IMAGE ?= churn-service:dev
 BASE_IMAGE ?=
 CONTAINER_DIR := build/container
 CONTAINER_EXCLUDE := pyarrow
-.PHONY: container-context container smoke bench-container release-meta sign deploy
+.PHONY: container-context container smoke bench-container release-meta save-image push-image sign deploy
 
 container-context: bento ## Stage build/container/: hashed runtime requirements (uv.lock) + the exported bento
 	@mkdir -p $(CONTAINER_DIR)
@@ -118,12 +118,24 @@ container: container-context ## Build the serving image: make container IMAGE=na
 smoke: install ## Run IMAGE on a free loopback port: readiness, example answers, metadata, 4xx on bad input
 	$(RUN) python -m mlops_template.smoke --image "$(IMAGE)"
 
-bench-container: container-context ## Image size and start-up vs `bentoml containerize` (same bento and base) -> benchmarks/results/
+bench-container: container ## Image size and start-up vs `bentoml containerize` (same bento and base) -> benchmarks/results/
 	$(RUN) python benchmarks/container.py --image "$(IMAGE)" $(if $(BASE_IMAGE),--base-image "$(BASE_IMAGE)")
 
 # Release workflow helpers (GitHub Actions sets GITHUB_OUTPUT, GITHUB_REPOSITORY, IMAGE_REF...).
 release-meta: install ## (CI) Image name, tags and lineage build args of build/container/ -> $GITHUB_OUTPUT
 	$(RUN) python -m mlops_template.container github-output --bento $(CONTAINER_DIR)/bento
+
+IMAGE_TAR := build/image.tar
+save-image: ## (CI) Save IMAGE to build/image.tar: the smoke-tested bytes, handed to the publish job
+	docker save --output $(IMAGE_TAR) "$(IMAGE)"
+
+push-image: ## (CI) Load build/image.tar, push IMAGE as each of TAGS, append digest= to $GITHUB_OUTPUT
+	docker load --input $(IMAGE_TAR)
+	@set -- $${TAGS:?TAGS is empty}; \
+	for tag in "$$@"; do docker tag "$(IMAGE)" "$$tag"; docker push --quiet "$$tag"; done; \
+	ref=$$(docker image inspect --format '{{index .RepoDigests 0}}' "$$1"); \
+	echo "push-image: pushed $$ref as $$*"; \
+	echo "digest=$${ref#*@}" >> "$${GITHUB_OUTPUT:?GITHUB_OUTPUT is not set}"
 
 sign: ## (CI) Keyless cosign signature of IMAGE_REF (an image@sha256:... digest reference)
 	@case "$${IMAGE_REF:-}" in *@sha256:*) ;; *) echo "sign: IMAGE_REF must be image@sha256:<digest>"; exit 1;; esac

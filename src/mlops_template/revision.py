@@ -270,6 +270,8 @@ def worktree(root: Path, sha: str) -> Iterator[Path]:
     target = tmp / "base"
     git(root, "worktree", "add", "--detach", "--quiet", str(target), sha)
     try:
+        if not (target / "dvc.yaml").is_file() or not (target / ".dvc").is_dir():
+            raise RevisionError(f"{sha[:12]} has no dvc.yaml: there is no pipeline to reproduce")
         _run(
             [sys.executable, "-m", "dvc", "config", "--local", "cache.dir", _cache_dir(root)],
             target,
@@ -284,8 +286,6 @@ def worktree(root: Path, sha: str) -> Iterator[Path]:
 
 def reproduce(target: Path, sha: str) -> None:
     """`dvc repro` of the checkout at `target` with that revision's own code."""
-    if not (target / "dvc.yaml").is_file():
-        raise RevisionError(f"{sha[:12]} has no dvc.yaml: there is no pipeline to reproduce")
     env = {**os.environ, "PYTHONPATH": str(target / "src"), "DVC_NO_ANALYTICS": "1"}
     log.info("reproducing the base revision %s in a temporary worktree (dvc repro)", sha[:12])
     proc = subprocess.run(
@@ -345,13 +345,13 @@ def load_base(
     if not reproduce_if_needed:
         raise RevisionError(f"base {rev} ({sha[:12]}): {problem}")
     log.warning("base %s: %s; reproducing it instead", rev, problem)
-    with worktree(root, sha) as target:
-        try:
+    try:
+        with worktree(root, sha) as target:
             reproduce(target, sha)
-        except RevisionError as exc:
-            raise RevisionError(f"base {rev} ({sha[:12]}): {problem}; and {exc}") from None
-        read = disk_reader(target)
-        side = _side(name, sha, read, read, branch.paths, "reproduced in a temporary worktree")
-        reasons = needs_model(side, branch)
-        model = _load_model(read, side.paths) if reasons else None
+            read = disk_reader(target)
+            side = _side(name, sha, read, read, branch.paths, "reproduced in a temporary worktree")
+            reasons = needs_model(side, branch)
+            model = _load_model(read, side.paths) if reasons else None
+    except RevisionError as exc:
+        raise RevisionError(f"base {rev} ({sha[:12]}): {problem}; and {exc}") from None
     return Base(side, model), reasons

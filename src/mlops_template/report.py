@@ -226,7 +226,7 @@ def importance_chart(base: Plots | None, branch: Plots | None) -> list[str]:
         "    xyChart:",
         f'      plotColorPalette: "{colours}"',
         "---",
-        "xychart-beta",
+        "xychart-beta horizontal",
         '    title "Permutation importance (drop in ROC AUC)"',
         "    x-axis [" + ", ".join(f'"{name}"' for name in features) + "]",
         f'    y-axis "Importance" {low:.4f} --> {high:.4f}',

@@ -9,7 +9,8 @@
    `bentoml containerize` builds it with the classic builder (DOCKER_BUILDKIT=0: there may be
    no buildx). Nothing else in the bento changes.
 3. Both images' sizes (`docker image inspect .Size`, uncompressed) and, for each image, the
-   seconds from `docker run` to the first 200 from `/readyz`, over --runs runs (median kept).
+   seconds from `docker run` to the first 200 from `/readyz`, over --runs runs that alternate
+   between the two images (median kept).
 
 Results: benchmarks/results/container.json. tests/test_container.py reads the containerize size
 from it: the image must stay at most BUDGET_RATIO of it. Start-up times depend on how busy the
@@ -72,26 +73,31 @@ def containerize(bento_tag: str, archive: Path, base_image: str | None, tag: str
             raise RuntimeError(f"bentoml containerize failed:\n{done.stdout[-3000:]}{done.stderr}")
 
 
-def ready_times(image: str, runs: int, timeout: float) -> list[float]:
-    """Seconds from `docker run` to the first 200 on /readyz, once per run."""
-    times = []
+def ready_time(image: str, timeout: float) -> float:
+    """Seconds from `docker run` to the first 200 on /readyz."""
+    port = free_port()
+    with running(image, port) as (name, started):
+        return round(wait_ready(f"http://127.0.0.1:{port}", name, started, timeout), 2)
+
+
+def measure(images: list[str], runs: int, timeout: float) -> dict[str, dict[str, Any]]:
+    """Size and start-up times of each image; runs alternate between the images, so a change
+    in the machine's load during the benchmark hits them alike."""
+    times: dict[str, list[float]] = {image: [] for image in images}
     for i in range(runs):
-        port = free_port()
-        with running(image, port) as (name, started):
-            times.append(round(wait_ready(f"http://127.0.0.1:{port}", name, started, timeout), 2))
-        log.info("%s run %d/%d: ready after %.2f s", image, i + 1, runs, times[-1])
-    return times
-
-
-def measure(image: str, runs: int, timeout: float) -> dict[str, Any]:
-    times = ready_times(image, runs, timeout)
-    size = image_size(image)
-    return {
-        "name": image,
-        "size_bytes": size,
-        "size_mb": round(size / 1e6, 1),
-        "ready_seconds": {"runs": times, "median": statistics.median(times)},
-    }
+        for image in images:
+            times[image].append(ready_time(image, timeout))
+            log.info("%s run %d/%d: ready after %.2f s", image, i + 1, runs, times[image][-1])
+    results = {}
+    for image in images:
+        size = image_size(image)
+        results[image] = {
+            "name": image,
+            "size_bytes": size,
+            "size_mb": round(size / 1e6, 1),
+            "ready_seconds": {"runs": times[image], "median": statistics.median(times[image])},
+        }
+    return results
 
 
 def main() -> int:
@@ -99,7 +105,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--image", required=True, help="the image `make container` built")
     p.add_argument("--base-image", help="the base IMAGE was built on (default: the Dockerfile's)")
-    p.add_argument("--runs", type=int, default=3, help="start-ups to time per image")
+    p.add_argument("--runs", type=int, default=5, help="start-ups to time per image")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for ready")
     p.add_argument("--keep", action="store_true", help="keep the containerize image afterwards")
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -111,8 +117,8 @@ def main() -> int:
     load_before = os.getloadavg()
     containerize(bento_tag, archive, args.base_image, cz_tag)
     try:
-        ours = measure(args.image, args.runs, args.timeout)
-        theirs = measure(cz_tag, args.runs, args.timeout)
+        measured = measure([args.image, cz_tag], args.runs, args.timeout)
+        ours, theirs = measured[args.image], measured[cz_tag]
     finally:
         if not args.keep:
             docker("rmi", cz_tag, check=False)

@@ -5,7 +5,7 @@
 # The build context is the repository, cut down by .dockerignore to what `make container-context`
 # writes under build/container/:
 #   requirements.txt  the runtime dependencies exported from uv.lock, each with its sha256
-#   bento/            the bento (`make bento`, then `bentoml export`, unpacked): model included
+#   bento/            the bento archive `make bento` exports, unpacked: model included
 # Lineage (git revision, model version and sha256, dvc.lock digest, metrics) arrives as build
 # arguments and ends up in OCI labels, so `docker inspect` tells where the model came from.
 # Works with the classic builder and with BuildKit (no BuildKit-only syntax).

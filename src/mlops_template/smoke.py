@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from mlops_template import cli, contract, storage
-from mlops_template.model import load_model
+from mlops_template.model import LoadedModel, load_model
 from mlops_template.params import Params
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,9 @@ def wait_ready(base: str, name: str, started: float, timeout: float) -> float:
     raise SmokeError(f"container {name} not ready within {timeout:.0f} s")
 
 
-def expected_predictions(records: list[dict[str, Any]], params: Params) -> tuple[list[float], Any]:
+def expected_predictions(
+    records: list[dict[str, Any]], params: Params
+) -> tuple[list[float], LoadedModel]:
     """The pipeline's model scoring the same records in process (hash-checked load)."""
     model = load_model(params.paths.model, params.paths.model_card)
     frame = contract.records_frame([contract.CustomerRecord.model_validate(r) for r in records])

@@ -184,7 +184,9 @@ def mermaid_blocks(markdown: str) -> list[str]:
 def render_mermaid(diagrams: list[str], tmp_path: Path) -> list[dict[str, Any]]:
     """Render with the real mermaid package in headless Chromium (tests/js)."""
     node = require_tool("node")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    # Debian's chromium here (.ci/run installs it); GitHub's runner images ship Chrome.
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+    chromium = next(filter(None, map(shutil.which, names)), None)
     require(chromium is not None, "chromium is not installed (apt-get install chromium)")
     require(
         (JS / "node_modules" / "mermaid").is_dir()

@@ -62,7 +62,8 @@ SERVE_TIMEOUT_S = 180
 
 
 def _uv() -> str:
-    found = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
+    # `uv run` tells its children where uv is; else PATH, else the Makefile's own install.
+    found = os.environ.get("UV") or shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
     require(Path(found).is_file(), "uv is needed to export the bento's requirements")
     return found
 

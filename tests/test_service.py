@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -447,6 +448,21 @@ def test_bad_input_gets_a_4xx_naming_the_field_then_service_goes_on(
     # The service is still fine.
     ok = client.post("/predict_one", json=one_record())
     assert ok.status_code == 200, ok.text
+
+
+def test_rejected_input_is_logged_in_one_line_without_the_values(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "very old, lives at 1 Main Street"
+    with caplog.at_level(logging.INFO, logger=service.HTTP_LOGGER):
+        response = client.post("/predict_one", json=_with(age=secret))
+    assert response.status_code == 400
+    records = [r for r in caplog.records if r.name == service.HTTP_LOGGER]
+    assert records, "the rejected request was not logged"
+    assert all(r.exc_info is None and r.levelno < logging.ERROR for r in records)
+    text = "\n".join(r.getMessage() for r in records)
+    assert "age" in text
+    assert secret not in text
 
 
 def test_nullable_fields_may_be_null_or_missing(client: TestClient) -> None:

@@ -27,7 +27,7 @@ from typing import Annotated, Any, ClassVar, Final
 
 import bentoml
 from _bentoml_sdk.io_models import IORootModel  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from threadpoolctl import ThreadpoolController
@@ -52,6 +52,8 @@ MAX_BODY_BYTES: Final = 8 * 1024 * 1024  # ~1,600 bytes per record x 5,000, with
 # Adaptive batching of /predict_one: a model call costs ~10-20 ms whether it scores 1 row or
 # 100, so callers waiting together share one call. max_latency bounds how long a request may
 # wait in the queue; beyond it BentoML answers 503 (overloaded, retry), never a wrong answer.
+# BentoML logs every rejected request with a traceback whose pydantic error repeats the input.
+HTTP_LOGGER: Final = "bentoml._internal.server.http_app"
 SINGLE_MAX_BATCH_SIZE: Final = 64
 SINGLE_MAX_LATENCY_MS: Final = 1_000
 # OpenMP threads per model call (scikit-learn's gradient boosting). Concurrency comes from
@@ -189,6 +191,29 @@ async def _error(status: int, message: str, scope: Scope, receive: Receive, send
     await JSONResponse({"error": message}, status_code=status)(scope, receive, send)
 
 
+class InvalidInputLogFilter(logging.Filter):
+    """Log a rejected request as one INFO line of fields and problems, not an ERROR traceback.
+
+    A client's bad input is not a server error, and the traceback of a pydantic error carries
+    the submitted values (customer data) into the logs; field names and messages do not.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ValidationError):
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)[:10]
+            )
+            record.msg = (
+                f"{record.getMessage()}: rejected, {exc.error_count()} error(s): {problems}"
+            )
+            record.args = ()
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def _load(stored: Any) -> tuple[LoadedModel, Lineage]:
     """Load the stored model after checking its hash and that it is the model the tag names."""
     path = Path(stored.path)
@@ -231,6 +256,9 @@ class ChurnService:
         self.version = self.model.sha256[:12]
         self.tag = str(stored.tag)
         self.threads = int(os.environ.get(MODEL_THREADS_ENV, "1"))
+        http_log = logging.getLogger(HTTP_LOGGER)
+        if not any(isinstance(f, InvalidInputLogFilter) for f in http_log.filters):
+            http_log.addFilter(InvalidInputLogFilter())
         self.thread_control = ThreadpoolController()
         log.info(
             "serving %s (sha256 %s, threshold %.4f)",

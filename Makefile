@@ -97,18 +97,17 @@ bench-serving: bento ## Throughput and p50/p99 latency: in-process model, naive 
 # Container. IMAGE = the image to build / test; BASE_IMAGE overrides the Dockerfile's pinned
 # python:3.11-slim (an internal mirror, or the local stand-in on machines without Docker Hub).
 # The build context is build/container/ (see .dockerignore): the runtime requirements exported
-# from uv.lock with their hashes, minus CONTAINER_EXCLUDE (pyarrow: Parquet I/O happens only in
-# the pipeline), and the bento exported from the store with its model.
+# from uv.lock with their hashes (no pipeline or dev groups), and the bento exported from the
+# store with its model.
 IMAGE ?= churn-service:dev
 BASE_IMAGE ?=
 CONTAINER_DIR := build/container
-CONTAINER_EXCLUDE := pyarrow
 .PHONY: container-context container smoke bench-container release-meta save-image push-image sign deploy
 
 container-context: bento ## Stage build/container/: hashed runtime requirements (uv.lock) + the exported bento
 	@mkdir -p $(CONTAINER_DIR)
 	$(UV) export --locked --no-default-groups --no-emit-project --quiet --format requirements-txt \
-		$(addprefix --no-emit-package ,$(CONTAINER_EXCLUDE)) -o $(CONTAINER_DIR)/requirements.txt
+		-o $(CONTAINER_DIR)/requirements.txt
 	$(RUN) python -m mlops_template.container context --bento-info $(BENTO_INFO) --bento $(CONTAINER_DIR)/bento
 
 container: container-context ## Build the serving image: make container IMAGE=name:tag [BASE_IMAGE=...]

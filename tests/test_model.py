@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from conftest import params_with
 from mlops_template import model as model_module
@@ -55,23 +53,13 @@ def _train_and_save(train: pd.DataFrame, params: Params, directory: Path) -> tup
     return path, card
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_threaded() -> Iterator[None]:
-    """Train with one OpenMP thread, first and again: the model bytes depend on whether one or
-    several threads built it, and on a busy shared runner several threads can be 20x slower."""
-    with threadpool_limits(limits=1):
-        yield
-
-
 @pytest.fixture(scope="module")
 def model_params() -> Params:
     return params_with({"data.sample.n_rows": N_ROWS})
 
 
 @pytest.fixture(scope="module")
-def trained(
-    single_threaded: None, model_params: Params, tmp_path_factory: pytest.TempPathFactory
-) -> Trained:
+def trained(model_params: Params, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     frame = generate_customers(model_params.data.sample)
     train, test = split_customers(frame, model_params.split)
     path, card = _train_and_save(train, model_params, tmp_path_factory.mktemp("model"))

@@ -32,8 +32,6 @@ ENV = {
     **os.environ,
     "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     "DVC_NO_ANALYTICS": "1",
-    # Several OpenMP threads on a busy shared runner make training crawl (see test_model.py).
-    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
     "GIT_AUTHOR_NAME": "pipeline test",
     "GIT_AUTHOR_EMAIL": "pipeline-test@example.invalid",
     "GIT_COMMITTER_NAME": "pipeline test",

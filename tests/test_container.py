@@ -18,38 +18,24 @@ The smoke check's own failure detection is tested against fake answers (no Docke
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from conftest import ROOT, require, require_tool, set_dotted
+from conftest import ROOT, ProjectCopy, require, require_tool
 from mlops_template import smoke, storage
-from mlops_template.params import Params, load_params
+from mlops_template.params import Params
 
 pytestmark = pytest.mark.container
 
-VENV_BIN = Path(sys.executable).parent
 RESULTS = ROOT / "benchmarks" / "results" / "container.json"
 BUDGET_RATIO = 0.40  # the issue's target: at most 40% of `bentoml containerize`
 IMAGE = "churn-service:test"
-SMALL = {  # a real model with signal, trained in seconds
-    "data.sample.n_rows": 3000,
-    "model.hist_gradient_boosting.max_iter": 40,
-    "threshold.cv_folds": 3,
-    "evaluate.importance_repeats": 1,
-    "evaluate.importance_max_rows": 300,
-    "evaluate.min_segment_size": 100,
-    "evaluate.curve_points": 60,
-}
 
 
 def _docker_engine() -> str:
@@ -62,86 +48,14 @@ def _docker_engine() -> str:
     return docker
 
 
-def _uv() -> str:
-    found = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
-    require(Path(found).is_file(), "uv is needed to export the image's requirements")
-    return found
-
-
-@dataclass
-class Project:
-    """A project copy with a reproduced pipeline, where make targets run for real."""
-
-    repo: Path
-    home: Path
-
-    def run(self, *args: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-            "PYTHONPATH": str(self.repo / "src"),  # this copy's code
-            "DVC_NO_ANALYTICS": "1",
-            "BENTOML_DO_NOT_TRACK": "True",
-            "BENTOML_HOME": str(self.home),
-            "GIT_AUTHOR_NAME": "test",
-            "GIT_AUTHOR_EMAIL": "test@example.invalid",
-            "GIT_COMMITTER_NAME": "test",
-            "GIT_COMMITTER_EMAIL": "test@example.invalid",
-            **extra,
-        }
-        proc = subprocess.run(args, cwd=self.repo, env=env, capture_output=True, text=True)
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n"
-                f"{proc.stderr[-4000:]}"
-            )
-        return proc
-
-    def make(
-        self, *targets: str, check: bool = True, **extra: str
-    ) -> subprocess.CompletedProcess[str]:
-        # The real Makefile targets, with this interpreter instead of `uv run`.
-        return self.run(
-            "make", "-o", ".venv/.synced", "RUN=env", f"UV={_uv()}", *targets, check=check, **extra
-        )
-
-    @property
-    def card(self) -> dict[str, Any]:
-        params = load_params(self.repo / "params.yaml")
-        data: dict[str, Any] = storage.read_json(self.repo / params.paths.model_card)
-        return data
-
-
-def _copy_project(target: Path) -> None:
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for name in filter(None, files):
-        source = ROOT / name
-        if source.is_file() and not name.startswith("tests/"):
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-
-
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+def project(small_project: ProjectCopy) -> ProjectCopy:
     _docker_engine()
-    base = tmp_path_factory.mktemp("container")
-    p = Project(repo=base / "repo", home=base / "bentoml_home")
-    p.repo.mkdir()
-    _copy_project(p.repo)
-    params_path = p.repo / "params.yaml"
-    raw = yaml.safe_load(params_path.read_text(encoding="utf-8"))
-    params_path.write_text(yaml.safe_dump(set_dotted(raw, SMALL), sort_keys=False), "utf-8")
-    p.run("git", "init", "-q", "-b", "main")
-    p.run(sys.executable, "-m", "dvc", "repro", "--quiet")
-    p.run("git", "add", "-A")
-    p.run("git", "commit", "-q", "-m", "pipeline reproduced")
-    return p
+    return small_project
 
 
 @pytest.fixture(scope="module")
-def image(project: Project) -> str:
+def image(project: ProjectCopy) -> str:
     """`make container` in the copy; BASE_IMAGE comes from the environment when set."""
     project.make("container", f"IMAGE={IMAGE}")
     return IMAGE
@@ -169,7 +83,7 @@ def _run_in_image(image: str, code: str) -> subprocess.CompletedProcess[str]:
 # --- the image, for real -----------------------------------------------------------------
 
 
-def test_make_smoke_passes(project: Project, image: str) -> None:
+def test_make_smoke_passes(project: ProjectCopy, image: str) -> None:
     proc = project.make("smoke", f"IMAGE={image}")
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["model_sha256"] == project.card["sha256"]
@@ -197,17 +111,17 @@ def test_has_a_healthcheck_on_readiness(inspected: dict[str, Any]) -> None:
         assert tool not in test, f"the healthcheck needs {tool}, which the image lacks"
 
 
-def test_labels_carry_the_lineage(project: Project, inspected: dict[str, Any]) -> None:
+def test_labels_carry_the_lineage(project: ProjectCopy, inspected: dict[str, Any]) -> None:
     labels = inspected["Config"]["Labels"] or {}
     card = project.card
     assert labels.get("mlops.model.sha256") == card["sha256"]
     assert labels.get("mlops.model.version") == card["version"]
     assert labels.get("org.opencontainers.image.version") == card["version"]
-    assert labels.get("mlops.dvc-lock.sha256") == storage.sha256_file(project.repo / "dvc.lock")
+    assert labels.get("mlops.dvc-lock.sha256") == storage.sha256_file(project.path / "dvc.lock")
     head = project.run("git", "rev-parse", "HEAD").stdout.strip()
     assert labels.get("org.opencontainers.image.revision") == head
     assert labels.get("org.opencontainers.image.created", "").startswith("20")
-    metrics = storage.read_json(project.repo / "reports" / "metrics.json")
+    metrics = storage.read_json(project.path / "reports" / "metrics.json")
     assert float(labels["mlops.metrics.roc-auc"]) == pytest.approx(
         metrics["ml"]["roc_auc"], abs=1e-4
     )
@@ -244,7 +158,7 @@ def test_size_is_within_budget_of_bentoml_containerize(inspected: dict[str, Any]
 
 
 def test_release_meta_names_the_image_by_commit_and_model(
-    project: Project, image: str, tmp_path: Path
+    project: ProjectCopy, image: str, tmp_path: Path
 ) -> None:
     """What the release workflow gets from `make release-meta` (after `make container`)."""
     out = tmp_path / "github_output"
@@ -267,9 +181,11 @@ def test_release_meta_names_the_image_by_commit_and_model(
     assert int(epoch.group(1)) > 0
 
 
-def test_a_tampered_model_stops_the_container(project: Project, image: str, tmp_path: Path) -> None:
+def test_a_tampered_model_stops_the_container(
+    project: ProjectCopy, image: str, tmp_path: Path
+) -> None:
     """A model file that fails its sha256 check ends the container (exit 1), never ready."""
-    bento = project.repo / "build" / "container" / "bento"
+    bento = project.path / "build" / "container" / "bento"
     (model_file,) = bento.glob("models/*/*/*.joblib")
     tampered = tmp_path / model_file.name
     tampered.write_bytes(b"not the model" + model_file.read_bytes())

@@ -7,11 +7,8 @@ tests that change it put it back afterwards. DVC and Python come from the curren
 from __future__ import annotations
 
 import configparser
-import os
 import re
-import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,44 +17,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, set_dotted
+from conftest import ROOT, ProjectCopy
 from mlops_template import storage
 from mlops_template.params import Params, load_params
 
 pytestmark = pytest.mark.pipeline
 
 N_ROWS = 3_000
-BIN = Path(sys.executable).parent
-ENV = {
-    **os.environ,
-    "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    "DVC_NO_ANALYTICS": "1",
-    "GIT_AUTHOR_NAME": "pipeline test",
-    "GIT_AUTHOR_EMAIL": "pipeline-test@example.invalid",
-    "GIT_COMMITTER_NAME": "pipeline test",
-    "GIT_COMMITTER_EMAIL": "pipeline-test@example.invalid",
-}
 RAN = re.compile(r"Running stage '([\w-]+)'")
-
-
-def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=900, check=False
-    )
-    if check and result.returncode != 0:
-        pytest.fail(
-            f"`{' '.join(args)}` exited {result.returncode}\n"
-            f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
-        )
-    return result
-
-
-def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run(cwd, str(BIN / "dvc"), *args, check=check)
-
-
-def git(cwd: Path, *args: str) -> str:
-    return run(cwd, "git", "-c", "commit.gpgsign=false", *args).stdout
 
 
 def stages_run(result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -66,12 +33,6 @@ def stages_run(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 def all_stages() -> list[str]:
     return list(yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"])
-
-
-def edit_params(repo: Path, changes: dict[str, Any]) -> None:
-    path = repo / "params.yaml"
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    path.write_text(yaml.safe_dump(set_dotted(raw, changes), sort_keys=False), encoding="utf-8")
 
 
 def digests(repo: Path, paths: list[str]) -> dict[str, str]:
@@ -85,23 +46,19 @@ def digests(repo: Path, paths: list[str]) -> dict[str, str]:
     return out
 
 
-def copy_repo(dest: Path) -> None:
-    """The files git knows about (tracked, or new and not ignored): no outputs, no caches."""
-    listed = run(ROOT, "git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    for rel in filter(None, listed.stdout.split("\0")):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-
-
 @dataclass
 class Repo:
-    path: Path
-    remote: Path
+    copy: ProjectCopy
     params: Params
     first: subprocess.CompletedProcess[str]
     outputs: list[str] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return self.copy.path
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.copy.dvc(*args, check=check)
 
     def lock(self) -> dict[str, Any]:
         data: dict[str, Any] = yaml.safe_load((self.path / "dvc.lock").read_text(encoding="utf-8"))
@@ -109,30 +66,23 @@ class Repo:
 
     def restore(self) -> None:
         """Back to the committed state after a test changed params or data."""
-        git(self.path, "checkout", "HEAD", "--", ".")
-        dvc(self.path, "checkout", "--force")
+        self.copy.run("git", "checkout", "HEAD", "--", ".")
+        self.dvc("checkout", "--force")
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     base = tmp_path_factory.mktemp("pipeline")
-    path, remote = base / "repo", base / "remote"
-    path.mkdir()
-    copy_repo(path)
-    edit_params(path, {"data.sample.n_rows": N_ROWS})
-    git(path, "init", "-q")
-    dvc(path, "remote", "add", "-d", "-f", "test-remote", str(remote))
-    dvc(path, "remote", "modify", "test-remote", "verify", "true")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "copy of the template")
-    params = load_params(path / "params.yaml")
-    first = dvc(path, "repro")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "first dvc repro")
+    copy = ProjectCopy.create(base / "repo", {"data.sample.n_rows": N_ROWS})
+    copy.dvc("remote", "add", "-d", "-f", "test-remote", str(base / "remote"))
+    copy.dvc("remote", "modify", "test-remote", "verify", "true")
+    copy.commit("copy of the template")
+    params = load_params(copy.path / "params.yaml")
+    first = copy.reproduce("first dvc repro")
     p = params.paths
     outputs = [p.raw, p.validated, p.data_summary, p.train, p.test, p.model, p.model_card]
     outputs += [p.metrics, p.plots]
-    return Repo(path, remote, params, first, outputs)
+    return Repo(copy, params, first, outputs)
 
 
 def test_repro_runs_every_stage_and_writes_every_output(repo: Repo) -> None:
@@ -152,24 +102,25 @@ def test_repro_runs_every_stage_and_writes_every_output(repo: Repo) -> None:
 
 def test_second_repro_does_nothing(repo: Repo) -> None:
     before = digests(repo.path, [*repo.outputs, "dvc.lock"])
-    again = dvc(repo.path, "repro")
+    again = repo.dvc("repro")
     assert stages_run(again) == [], again.stdout
     assert "up to date" in again.stdout
     assert digests(repo.path, [*repo.outputs, "dvc.lock"]) == before
-    assert "up to date" in dvc(repo.path, "status").stdout
+    assert "up to date" in repo.dvc("status").stdout
 
 
 def test_push_then_pull_into_a_fresh_clone_restores_identical_outputs(
     repo: Repo, tmp_path: Path
 ) -> None:
-    dvc(repo.path, "push")
+    repo.dvc("push")
     clone = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", str(repo.path), str(clone))
+    repo.copy.run("git", "clone", "-q", str(repo.path), str(clone))
     cached = [rel for rel in repo.outputs if not (clone / rel).exists()]
     assert repo.params.paths.model in cached, "outputs must come from DVC, not git"
-    dvc(clone, "pull")
+    cloned = ProjectCopy(clone)
+    cloned.dvc("pull")
     assert digests(clone, repo.outputs) == digests(repo.path, repo.outputs)
-    assert stages_run(dvc(clone, "repro")) == [], "a pulled checkout should be up to date"
+    assert stages_run(cloned.dvc("repro")) == [], "a pulled checkout should be up to date"
 
 
 def test_changing_one_knob_reruns_only_the_stage_that_reads_it(repo: Repo) -> None:
@@ -177,8 +128,8 @@ def test_changing_one_knob_reruns_only_the_stage_that_reads_it(repo: Repo) -> No
     lock_before = repo.lock()
     knob = repo.params.evaluate.min_segment_size
     try:
-        edit_params(repo.path, {"evaluate.min_segment_size": knob + 50})
-        result = dvc(repo.path, "repro")
+        repo.copy.set_params({"evaluate.min_segment_size": knob + 50})
+        result = repo.dvc("repro")
         assert stages_run(result) == ["evaluate"], result.stdout
         lock_after = repo.lock()
         for stage in all_stages():
@@ -202,8 +153,8 @@ def test_corrupted_source_stops_at_validate_and_keeps_model_and_metrics(repo: Re
     frame.loc[7, "contract"] = "weekly"  # one bad row in an otherwise valid export
     try:
         frame.to_csv(source, index=False)
-        edit_params(repo.path, {"data.source": str(source.relative_to(repo.path))})
-        result = dvc(repo.path, "repro", check=False)
+        repo.copy.set_params({"data.source": str(source.relative_to(repo.path))})
+        result = repo.dvc("repro", check=False)
         output = result.stdout + result.stderr
         assert result.returncode != 0, output
         assert stages_run(result) == ["ingest", "validate"], output
@@ -220,7 +171,7 @@ def test_corrupted_source_stops_at_validate_and_keeps_model_and_metrics(repo: Re
         source.unlink(missing_ok=True)
         (repo.path / paths.validation_errors).unlink(missing_ok=True)
         repo.restore()
-    assert "up to date" in dvc(repo.path, "status").stdout
+    assert "up to date" in repo.dvc("status").stdout
 
 
 def test_default_remote_verifies_downloads_and_lives_outside_the_work_tree() -> None:

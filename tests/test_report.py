@@ -14,33 +14,25 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from conftest import ROOT, require, require_tool, set_dotted
+from conftest import ROOT, SMALL, ProjectCopy, require, require_tool
 from mlops_template import evaluate, storage
 from mlops_template.model import load_model
 from mlops_template.params import load_params
 
 pytestmark = pytest.mark.report
 
-VENV_BIN = Path(sys.executable).parent
 JS = ROOT / "tests" / "js"
-# Small and fast, but big enough for a model with signal and a few segments.
-SMALL = {
+# The shared small params, a little smaller still (several branches are reproduced), without
+# the floors: they are for the full sample, and only the comparison with the base is tested.
+REPORT_PARAMS = {
+    **SMALL,
     "data.sample.n_rows": 2500,
-    "model.hist_gradient_boosting.max_iter": 40,
     "threshold.cv_folds": 2,
-    "evaluate.importance_repeats": 1,
-    "evaluate.importance_max_rows": 300,
-    "evaluate.min_segment_size": 100,
-    "evaluate.curve_points": 60,
-    # The floors are for the full sample; here only the comparison with the base is tested.
     "gate.floors.roc_auc": 0.55,
     "gate.floors.pr_auc": 0.3,
     "gate.floors.recall": 0.0,
@@ -56,46 +48,12 @@ NEUTRAL = {
 }
 
 
-@dataclass
-class Repo:
-    path: Path
-    remote: Path
+class Repo(ProjectCopy):
+    """A throwaway repository built from the project, with `main` and branches."""
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-            "PYTHONPATH": str(self.path / "src"),  # this copy's code, not the installed one
-            "DVC_NO_ANALYTICS": "1",
-            "GIT_AUTHOR_NAME": "test",
-            "GIT_AUTHOR_EMAIL": "test@example.invalid",
-            "GIT_COMMITTER_NAME": "test",
-            "GIT_COMMITTER_EMAIL": "test@example.invalid",
-        }
-        env.pop("GITHUB_STEP_SUMMARY", None)
-        proc = subprocess.run(args, cwd=self.path, env=env, capture_output=True, text=True)
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n"
-                f"{proc.stderr[-3000:]}"
-            )
-        return proc
-
-    def make(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        # The real Makefile targets, with this interpreter's environment instead of `uv sync`.
-        return self.run("make", "-o", ".venv/.synced", "RUN=env", *args, check=check)
-
-    def python(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run(sys.executable, *args, check=check)
-
-    def set_params(self, changes: dict[str, Any]) -> None:
-        path = self.path / "params.yaml"
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        path.write_text(yaml.safe_dump(set_dotted(raw, changes), sort_keys=False), "utf-8")
-
-    def commit(self, message: str) -> None:
-        self.run("git", "add", "-A")
-        self.run("git", "commit", "-q", "-m", message)
+    @property
+    def remote(self) -> Path:
+        return self.path.parent / "remote"
 
     def report(
         self, *args: str, check: bool = True
@@ -112,27 +70,11 @@ class Repo:
         return storage.read_json(self.path / "reports" / "metrics.json")
 
 
-def _copy_project(target: Path) -> None:
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for name in filter(None, files):
-        source = ROOT / name
-        if source.is_file() and not name.startswith("tests/js/node_modules"):
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     """A throwaway repository whose `main` holds a reproduced pipeline."""
-    base = tmp_path_factory.mktemp("pr-report")
-    repo = Repo(base / "repo", base / "remote")
-    repo.path.mkdir()
-    _copy_project(repo.path)
-    repo.run("git", "init", "-q", "-b", "main")
+    repo = Repo.create(tmp_path_factory.mktemp("pr-report") / "repo", REPORT_PARAMS)
     repo.python("-m", "dvc", "remote", "modify", "local", "url", str(repo.remote))
-    repo.set_params(SMALL)
     repo.python("-m", "dvc", "repro", "--quiet")
     repo.commit("main: pipeline reproduced")
     return repo
@@ -406,7 +348,7 @@ def test_base_without_metrics_is_a_clear_error_without_tables(repo: Repo) -> Non
 def test_base_missing_from_cache_and_remote_is_reproduced_in_a_worktree(
     repo: Repo, param_branch: tuple[str, dict[str, Any]], tmp_path: Path
 ) -> None:
-    clone = Repo(tmp_path / "clone", repo.remote)
+    clone = Repo(tmp_path / "clone")  # its .dvc/config already names main's remote
     repo.run("git", "clone", "-q", "--branch", "faster-learning", str(repo.path), str(clone.path))
     clone.run("git", "branch", "main", "origin/main")
     clone.python("-m", "dvc", "repro", "--quiet")  # only the branch: main is in no cache

@@ -39,7 +39,7 @@ with warnings.catch_warnings():  # starlette prefers httpx2 now; httpx is what t
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from conftest import ROOT, require, set_dotted
+from conftest import ROOT, ProjectCopy
 from mlops_template import contract, schema, service, storage
 from mlops_template.lineage import dvc_outputs
 from mlops_template.model import ModelIntegrityError, load_model
@@ -47,63 +47,31 @@ from mlops_template.params import load_params
 
 pytestmark = pytest.mark.service
 
-VENV_BIN = Path(sys.executable).parent
 EXAMPLE = ROOT / "examples" / "request.json"
-# Small and fast, but a real model with signal.
-SMALL = {
-    "data.sample.n_rows": 3000,
-    "model.hist_gradient_boosting.max_iter": 40,
-    "threshold.cv_folds": 3,
-    "evaluate.importance_repeats": 1,
-    "evaluate.importance_max_rows": 300,
-    "evaluate.min_segment_size": 100,
-    "evaluate.curve_points": 60,
-}
 SERVE_TIMEOUT_S = 180
-
-
-def _uv() -> str:
-    # `uv run` tells its children where uv is; else PATH, else the Makefile's own install.
-    found = os.environ.get("UV") or shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
-    require(Path(found).is_file(), "uv is needed to export the bento's requirements")
-    return found
 
 
 @dataclass
 class Built:
-    """A project copy with a reproduced pipeline and the bento `make bento` built from it."""
+    """The shared small project copy and the bento `make bento` built from it."""
 
-    repo: Path
-    home: Path  # BENTOML_HOME the bento was built in
+    project: ProjectCopy
     info: dict[str, Any]
 
-    def run(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
-        full_env = {
-            **os.environ,
-            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-            "PYTHONPATH": str(self.repo / "src"),  # this copy's code
-            "DVC_NO_ANALYTICS": "1",
-            "BENTOML_DO_NOT_TRACK": "True",
-            "BENTOML_HOME": str(self.home),
-            "GIT_AUTHOR_NAME": "test",
-            "GIT_AUTHOR_EMAIL": "test@example.invalid",
-            "GIT_COMMITTER_NAME": "test",
-            "GIT_COMMITTER_EMAIL": "test@example.invalid",
-            **env,
-        }
-        proc = subprocess.run(args, cwd=self.repo, env=full_env, capture_output=True, text=True)
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n"
-                f"{proc.stderr[-3000:]}"
-            )
-        return proc
+    @property
+    def repo(self) -> Path:
+        return self.project.path
+
+    @property
+    def home(self) -> Path:
+        """BENTOML_HOME the bento was built in."""
+        return Path(self.project.env["BENTOML_HOME"])
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.project.run(*args, check=check)
 
     def make_bento(self, check: bool = True) -> subprocess.CompletedProcess[str]:
-        # The real Makefile target, with this interpreter instead of `uv run`.
-        return self.run(
-            "make", "-o", ".venv/.synced", "RUN=env", f"UV={_uv()}", "bento", check=check
-        )
+        return self.project.make("bento", check=check)
 
     @property
     def archive(self) -> Path:
@@ -111,39 +79,14 @@ class Built:
 
     @property
     def card(self) -> dict[str, Any]:
-        params = load_params(self.repo / "params.yaml")
-        data: dict[str, Any] = storage.read_json(self.repo / params.paths.model_card)
-        return data
-
-
-def _copy_project(target: Path) -> None:
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for name in filter(None, files):
-        source = ROOT / name
-        if source.is_file() and not name.startswith("tests/"):
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
+        return self.project.card
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    base = tmp_path_factory.mktemp("service")
-    repo = base / "repo"
-    repo.mkdir()
-    _copy_project(repo)
-    b = Built(repo=repo, home=base / "bentoml_home", info={})
-    params_path = repo / "params.yaml"
-    raw = yaml.safe_load(params_path.read_text(encoding="utf-8"))
-    params_path.write_text(yaml.safe_dump(set_dotted(raw, SMALL), sort_keys=False), "utf-8")
-    b.run("git", "init", "-q", "-b", "main")
-    b.run(sys.executable, "-m", "dvc", "repro", "--quiet")
-    b.run("git", "add", "-A")
-    b.run("git", "commit", "-q", "-m", "pipeline reproduced")
-    b.make_bento()
-    b.info = json.loads((repo / "build" / "bento.json").read_text(encoding="utf-8"))
-    return b
+def built(small_project: ProjectCopy) -> Built:
+    small_project.make("bento")
+    info = json.loads((small_project.path / "build" / "bento.json").read_text(encoding="utf-8"))
+    return Built(small_project, info)
 
 
 @pytest.fixture(scope="module")

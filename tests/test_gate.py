@@ -22,7 +22,7 @@ def _passing(params: Params) -> dict[str, Any]:
     """Metrics that meet every rule with some room to spare."""
     floors = params.gate.floors.model_dump()
     auc = min(floors["roc_auc"] + MARGIN, 0.99)
-    half_gap = params.gate.max_segment_roc_auc_gap / 4
+    half_gap = params.gate.max_segment_roc_auc_gap["region"] / 4
     return {
         "ml": {name: min(floor + MARGIN, 1.0) for name, floor in floors.items()},
         "business": {
@@ -89,7 +89,7 @@ def test_segment_gap_fires_and_names_the_segments(params: Params) -> None:
     metrics = _passing(params)
     low = 0.6
     metrics["segments"]["region"] = {
-        "north": {"roc_auc": low + params.gate.max_segment_roc_auc_gap + 0.02},
+        "north": {"roc_auc": low + params.gate.max_segment_roc_auc_gap["region"] + 0.02},
         "east": {"roc_auc": low + 0.01},
         "south": {"roc_auc": low},
     }
@@ -114,3 +114,15 @@ def test_gate_command_exit_codes(
     with caplog.at_level(logging.ERROR):
         assert gate.main(["--params", params_file, "--metrics", str(bad)]) == 1
     assert "ml.roc_auc" in caplog.text
+
+
+def test_segment_gap_is_checked_only_for_the_listed_columns(params: Params) -> None:
+    metrics = _passing(params)
+    unguarded = next(c for c in params.evaluate.segments
+                     if c not in params.gate.max_segment_roc_auc_gap)  # fmt: skip
+    metrics["segments"][unguarded] = {"a": {"roc_auc": 0.9}, "b": {"roc_auc": 0.5}}
+    assert gate.check_floors(metrics, params.gate) == []
+    guarded = params.gate.model_copy(update={"max_segment_roc_auc_gap": {unguarded: 0.1}})
+    misses = gate.check_floors(metrics, guarded)
+    assert len(misses) == 1
+    assert f"segments of {unguarded}" in misses[0]

@@ -84,6 +84,12 @@ def test_segments_must_be_schema_columns() -> None:
     assert "contract" in message  # the known columns are listed
 
 
+def test_segment_gap_columns_must_be_reported_segments() -> None:
+    message = _invalid({"gate.max_segment_roc_auc_gap": {"payment_method": 0.1}})
+    assert "payment_method" in message
+    assert "evaluate.segments" in message
+
+
 @pytest.mark.parametrize(
     ("monotonic", "named"),
     [

@@ -37,7 +37,7 @@ REPORT_PARAMS = {
     "gate.floors.pr_auc": 0.3,
     "gate.floors.recall": 0.0,
     "gate.must_beat_contact_all": False,
-    "gate.max_segment_roc_auc_gap": 1.0,
+    "gate.max_segment_roc_auc_gap": {},
 }
 LOWER_IS_BETTER = {"ml.brier", "ml.log_loss"}
 NEUTRAL = {

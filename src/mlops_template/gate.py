@@ -37,16 +37,17 @@ def check_floors(metrics: dict[str, Any], gate: Gate) -> list[str]:
         misses.append(
             f"expected profit {money['expected_profit']:,.0f} does not beat contacting no one (0)"
         )
-    for column, groups in metrics["segments"].items():
+    for column, limit in gate.max_segment_roc_auc_gap.items():
+        groups = metrics["segments"].get(column, {})
         aucs = {name: g["roc_auc"] for name, g in groups.items()}
         if len(aucs) < 2:
             continue
         worst, best = min(aucs, key=aucs.__getitem__), max(aucs, key=aucs.__getitem__)
         gap = aucs[best] - aucs[worst]
-        if gap > gate.max_segment_roc_auc_gap:
+        if gap > limit:
             misses.append(
                 f"segments of {column}: ROC AUC gap {gap:.4f} between {best} ({aucs[best]:.4f}) "
-                f"and {worst} ({aucs[worst]:.4f}) exceeds {gate.max_segment_roc_auc_gap:.4f}"
+                f"and {worst} ({aucs[worst]:.4f}) exceeds {limit:.4f}"
             )
     return misses
 

@@ -9,6 +9,6 @@ import os
 def configure() -> None:
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)-7s %(message)s",
         datefmt="%H:%M:%S",
     )

@@ -24,8 +24,11 @@ $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
+# --compile-bytecode: every stage, test and report is a new Python process; precompiled
+# bytecode saves each of them seconds of compiling sklearn / pandas / dvc on import (and works
+# where PYTHONDONTWRITEBYTECODE is set, as on some CI machines).
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked
+	$(UV) sync --locked --compile-bytecode
 	@touch $@
 
 install: .venv/.synced ## Create .venv from uv.lock (exact versions)

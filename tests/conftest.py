@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -187,3 +189,36 @@ def small_project(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
     copy.commit("copy of the template")
     copy.reproduce()
     return copy
+
+
+def mermaid_blocks(markdown: str) -> list[str]:
+    return re.findall(r"^```mermaid\n(.*?)^```$", markdown, re.M | re.S)
+
+
+def render_mermaid(diagrams: list[str], tmp_path: Path) -> list[dict[str, Any]]:
+    """Render with the real mermaid package in headless Chromium (tests/js): one result per
+    diagram, {"ok": bool, "svg": ..., "error": ...}."""
+    js = ROOT / "tests" / "js"
+    node = require_tool("node")
+    # Debian's chromium here (.ci/run installs it); GitHub's runner images ship Chrome.
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+    chromium = next(filter(None, map(shutil.which, names)), None)
+    require(chromium is not None, "chromium is not installed (apt-get install chromium)")
+    require(
+        (js / "node_modules" / "mermaid").is_dir()
+        and (js / "node_modules" / "playwright-core").is_dir(),
+        "tests/js has no node_modules: run `make js-deps`",
+    )
+    source = tmp_path / "diagrams.json"
+    source.write_text(json.dumps(diagrams), encoding="utf-8")
+    proc = subprocess.run(
+        [node, str(js / "render_mermaid.mjs"), str(source)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CHROMIUM_PATH": str(chromium)},
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, f"render_mermaid.mjs failed:\n{proc.stderr[-3000:]}"
+    results: list[dict[str, Any]] = json.loads(proc.stdout)
+    return results

@@ -10,8 +10,6 @@ recomputed here), never written into the test.
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,14 +17,13 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, SMALL, ProjectCopy, require, require_tool
+from conftest import SMALL, ProjectCopy, mermaid_blocks, render_mermaid
 from mlops_template import evaluate, storage
 from mlops_template.model import load_model
 from mlops_template.params import load_params
 
 pytestmark = pytest.mark.report
 
-JS = ROOT / "tests" / "js"
 # The shared small params, a little smaller still (several branches are reproduced), without
 # the floors: they are for the full sample, and only the comparison with the base is tested.
 REPORT_PARAMS = {
@@ -117,36 +114,6 @@ def _value(metrics: dict[str, Any], key: str) -> float:
 
 def _tables(markdown: str) -> list[str]:
     return [line for line in markdown.splitlines() if line.startswith("|")]
-
-
-def mermaid_blocks(markdown: str) -> list[str]:
-    return re.findall(r"^```mermaid\n(.*?)^```$", markdown, re.M | re.S)
-
-
-def render_mermaid(diagrams: list[str], tmp_path: Path) -> list[dict[str, Any]]:
-    """Render with the real mermaid package in headless Chromium (tests/js)."""
-    node = require_tool("node")
-    # Debian's chromium here (.ci/run installs it); GitHub's runner images ship Chrome.
-    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-    chromium = next(filter(None, map(shutil.which, names)), None)
-    require(chromium is not None, "chromium is not installed (apt-get install chromium)")
-    require(
-        (JS / "node_modules" / "mermaid").is_dir()
-        and (JS / "node_modules" / "playwright-core").is_dir(),
-        "tests/js has no node_modules: run `make js-deps`",
-    )
-    source = tmp_path / "diagrams.json"
-    source.write_text(json.dumps(diagrams), encoding="utf-8")
-    proc = subprocess.run(
-        [node, str(JS / "render_mermaid.mjs"), str(source)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "CHROMIUM_PATH": str(chromium)},
-        timeout=180,
-    )
-    assert proc.returncode == 0, f"render_mermaid.mjs failed:\n{proc.stderr[-3000:]}"
-    results: list[dict[str, Any]] = json.loads(proc.stdout)
-    return results
 
 
 # --- a branch that changes a training param ------------------------------------------------

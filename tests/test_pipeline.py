@@ -159,6 +159,7 @@ def test_corrupted_source_stops_at_validate_and_keeps_model_and_metrics(repo: Re
         assert result.returncode != 0, output
         assert stages_run(result) == ["ingest", "validate"], output
         assert "column 'contract'" in output
+        assert str(source.relative_to(repo.path)) in output, "the team's own file is named"
         assert "weekly" in output
         assert re.search(r"failed to reproduce '?validate", output), output
         assert digests(repo.path, kept) == kept_before, "model / metrics changed"

@@ -145,8 +145,10 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 def _main(args: argparse.Namespace, params: Params) -> None:
     raw = storage.read_table(args.raw)
+    # Name the team's own file too: rows keep their order from it to data/raw.
+    origin = args.raw if params.data.uses_sample else f"{args.raw} (from {params.data.source})"
     try:
-        validated = validate_customers(raw, source=args.raw)
+        validated = validate_customers(raw, source=origin)
     except DataValidationError as err:
         storage.write_json(args.errors, failure_report(err))
         raise storage.InputError(f"{err}\nfull report: {args.errors}") from None

@@ -41,3 +41,14 @@ def run(
     except (*EXPECTED_ERRORS, *extra_errors) as exc:
         log.error("%s failed: %s", stage, exc)
         return 1
+
+
+def add_base_arguments(p: argparse.ArgumentParser, *, default: str | None, help: str) -> None:
+    """--base / --base-name / --no-reproduce, shared by the report and the gate."""
+    p.add_argument("--base", default=default, help=help)
+    p.add_argument("--base-name", help="how to call the base in the output (default: --base)")
+    p.add_argument(
+        "--no-reproduce",
+        action="store_true",
+        help="fail instead of reproducing the base in a temporary worktree when DVC lacks it",
+    )

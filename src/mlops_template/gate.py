@@ -99,15 +99,8 @@ def check_regressions(
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", help="metrics file (default: paths.metrics from params)")
-    p.add_argument(
-        "--base",
-        help="also compare with this git revision (e.g. main), like the pull-request report",
-    )
-    p.add_argument("--base-name", help="how to call the base in messages (default: --base)")
-    p.add_argument(
-        "--no-reproduce",
-        action="store_true",
-        help="fail instead of reproducing the base in a temporary worktree when DVC lacks it",
+    cli.add_base_arguments(
+        p, default=None, help="also compare with this git revision (e.g. main), like the report"
     )
 
 

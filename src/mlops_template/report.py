@@ -182,6 +182,19 @@ def _numbers(values: Sequence[float]) -> str:
     return "[" + ", ".join(f"{v:.4f}" for v in values) + "]"
 
 
+def _xychart_start(palette: str) -> list[str]:
+    """Opening of a mermaid xychart block whose series take the colours in `palette`."""
+    return [
+        "```mermaid",
+        "---",
+        "config:",
+        "  themeVariables:",
+        "    xyChart:",
+        f'      plotColorPalette: "{palette}"',
+        "---",
+    ]
+
+
 def roc_chart(base: Plots | None, branch: Plots | None) -> list[str]:
     series = [
         (colour, compare.resample_roc(p.roc, ROC_POINTS))
@@ -191,13 +204,7 @@ def roc_chart(base: Plots | None, branch: Plots | None) -> list[str]:
     if not series:
         return []
     return [
-        "```mermaid",
-        "---",
-        "config:",
-        "  themeVariables:",
-        "    xyChart:",
-        f'      plotColorPalette: "{", ".join(colour for colour, _ in series)}"',
-        "---",
+        *_xychart_start(", ".join(colour for colour, _ in series)),
         "xychart-beta",
         '    title "ROC curve (same test set)"',
         '    x-axis "False positive rate" 0 --> 1',
@@ -219,13 +226,7 @@ def importance_chart(base: Plots | None, branch: Plots | None) -> list[str]:
     low, high = min(0.0, *values), max(values) * 1.1 or 0.01
     colours = f"{BRANCH_COLOUR}, {BASE_COLOUR}" if has_line else BRANCH_COLOUR
     return [
-        "```mermaid",
-        "---",
-        "config:",
-        "  themeVariables:",
-        "    xyChart:",
-        f'      plotColorPalette: "{colours}"',
-        "---",
+        *_xychart_start(colours),
         "xychart-beta horizontal",
         '    title "Permutation importance (drop in ROC AUC)"',
         "    x-axis [" + ", ".join(f'"{name}"' for name in features) + "]",
@@ -362,15 +363,9 @@ def _write(args: argparse.Namespace, params: Params, markdown: str, payload: Any
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base", default="main", help="git revision to compare with (default: main)")
-    p.add_argument("--base-name", help="how to call the base in the report (default: --base)")
+    cli.add_base_arguments(p, default="main", help="git revision to compare with (default: main)")
     p.add_argument("--out", help="markdown report (default: paths.pr_report)")
     p.add_argument("--json", help="JSON twin (default: paths.pr_report_json)")
-    p.add_argument(
-        "--no-reproduce",
-        action="store_true",
-        help="fail instead of reproducing the base in a temporary worktree when DVC lacks it",
-    )
 
 
 def _main(args: argparse.Namespace, params: Params) -> int:

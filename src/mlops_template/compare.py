@@ -204,9 +204,9 @@ def _short(md5: str | None) -> str:
 
 def rescore(test: Any, model: LoadedModel, params: Params) -> tuple[dict[str, Any], Plots]:
     """The base model's metrics, ROC curve and confusion counts on this branch's test set."""
-    metrics = evaluate.evaluate_model(test, model, params)
-    y = test[schema.LABEL].to_numpy().astype(int)
     proba = model.churn_probability(test)
+    metrics = evaluate.score_metrics(test, proba, model, params)
+    y = test[schema.LABEL].to_numpy().astype(int)
     fpr, tpr, _ = roc_curve(y, proba)
     contact = model.decide(proba).astype(int)
     return metrics, Plots(

@@ -93,10 +93,11 @@ def segment_metrics(
     return out
 
 
-def evaluate_model(test: pd.DataFrame, model: LoadedModel, params: Params) -> dict[str, Any]:
-    """All metrics of `model` on `test` at the model's tuned threshold."""
+def score_metrics(
+    test: pd.DataFrame, proba: np.ndarray, model: LoadedModel, params: Params
+) -> dict[str, Any]:
+    """All metrics of scores `proba` (the model's on `test`) at the model's threshold."""
     y = test[schema.LABEL].to_numpy()
-    proba = model.churn_probability(test)
     contact = model.decide(proba)
     return {
         "n_test": len(test),
@@ -107,6 +108,11 @@ def evaluate_model(test: pd.DataFrame, model: LoadedModel, params: Params) -> di
     }
 
 
+def evaluate_model(test: pd.DataFrame, model: LoadedModel, params: Params) -> dict[str, Any]:
+    """All metrics of `model` on `test` at the model's tuned threshold."""
+    return score_metrics(test, model.churn_probability(test), model, params)
+
+
 def _thin(frame: pd.DataFrame, points: int) -> list[dict[str, float]]:
     """At most `points` evenly spaced rows of a curve (always keeping both ends)."""
     if len(frame) > points:
@@ -114,10 +120,11 @@ def _thin(frame: pd.DataFrame, points: int) -> list[dict[str, float]]:
     return [{str(k): _r(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
-def plot_data(test: pd.DataFrame, model: LoadedModel, cfg: Evaluate, seed: int) -> dict[str, Any]:
-    """The data behind each DVC plot, keyed by file name."""
+def plot_data(
+    test: pd.DataFrame, proba: np.ndarray, model: LoadedModel, cfg: Evaluate, seed: int
+) -> dict[str, Any]:
+    """The data behind each DVC plot (scores `proba` of `model` on `test`), by file name."""
     y = test[schema.LABEL].to_numpy()
-    proba = model.churn_probability(test)
     fpr, tpr, _ = roc_curve(y, proba)
     precision, recall, _ = precision_recall_curve(y, proba)
     frac_pos, mean_pred = calibration_curve(y, proba, n_bins=cfg.calibration_bins)
@@ -178,12 +185,13 @@ def _args(p: argparse.ArgumentParser) -> None:
 def _main(args: argparse.Namespace, params: Params) -> None:
     test = storage.read_table(args.test)
     model = load_model(args.model, args.card)
-    metrics = evaluate_model(test, model, params)
+    proba = model.churn_probability(test)  # once: metrics and plots share it
+    metrics = score_metrics(test, proba, model, params)
     log.info(
         "computing plots (permutation importance on up to %s rows)",
         f"{params.evaluate.importance_max_rows:,}",
     )
-    plots = plot_data(test, model, params.evaluate, params.model.seed)
+    plots = plot_data(test, proba, model, params.evaluate, params.model.seed)
     write_plots(plots, args.plots)
     storage.write_json(args.metrics, metrics)
     b, m = metrics["business"], metrics["ml"]

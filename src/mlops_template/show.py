@@ -4,32 +4,33 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import Any
 
 from mlops_template import cli, storage
+from mlops_template.catalog import BY_KEY
 from mlops_template.params import Params
 
-ROWS = (
-    ("Expected profit (test set)", "business", "expected_profit", "{:,.0f}"),
-    ("  vs contacting everyone", "business", "profit_vs_contact_all", "{:+,.0f}"),
-    ("  vs contacting no one", "business", "profit_vs_contact_none", "{:+,.0f}"),
-    ("Share of customers contacted", "business", "contact_rate", "{:.1%}"),
-    ("Precision at threshold", "ml", "precision", "{:.3f}"),
-    ("  break-even precision", "business", "break_even_precision", "{:.3f}"),
-    ("Recall at threshold", "ml", "recall", "{:.3f}"),
-    ("ROC AUC", "ml", "roc_auc", "{:.4f}"),
-    ("PR AUC", "ml", "pr_auc", "{:.4f}"),
-    ("Brier score", "ml", "brier", "{:.4f}"),
+# The key metrics, business first; labels and formats come from the metric catalog.
+KEYS = (
+    "business.expected_profit",
+    "business.profit_vs_contact_all",
+    "business.profit_vs_contact_none",
+    "business.contact_rate",
+    "ml.precision",
+    "business.break_even_precision",
+    "ml.recall",
+    "ml.roc_auc",
+    "ml.pr_auc",
+    "ml.brier",
+    "threshold",
 )
 
 
-def metrics_table(metrics: dict[str, object]) -> str:
-    lines = [
-        (label, fmt.format(metrics[group][key]))  # type: ignore[index]
-        for label, group, key, fmt in ROWS
-    ]
-    lines.append(("Decision threshold", f"{metrics['threshold']:.4f}"))
-    width = max(len(label) for label, _ in lines)
-    return "\n".join(f"{label:<{width}}  {value:>12}" for label, value in lines)
+def metrics_table(metrics: dict[str, Any]) -> str:
+    specs = [BY_KEY[key] for key in KEYS]
+    rows = [(spec.label, spec.show(spec.value(metrics))) for spec in specs]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value:>10}" for label, value in rows)
 
 
 def _args(p: argparse.ArgumentParser) -> None:

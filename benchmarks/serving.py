@@ -37,7 +37,6 @@ import logging
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,7 @@ from mlops_template.service import (
     SINGLE_MAX_BATCH_SIZE,
     SINGLE_MAX_LATENCY_MS,
 )
+from mlops_template.smoke import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -89,7 +89,7 @@ def naive_app(model_path: str, card_path: str, mode: str) -> Any:
     from mlops_template.model import load_model
 
     model = load_model(model_path, card_path)
-    version = model.sha256[:12]
+    version = model.version
     app = FastAPI()
 
     def predict(record: Any) -> Any:
@@ -130,13 +130,6 @@ def serve_naive(port: int, model_path: str, card_path: str, mode: str) -> None:
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def percentiles(latencies_s: list[float]) -> dict[str, float]:

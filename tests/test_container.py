@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from conftest import ROOT, ProjectCopy, require, require_tool
-from mlops_template import smoke, storage
+from mlops_template import contract, smoke, storage
 from mlops_template.params import Params
 
 pytestmark = pytest.mark.container
@@ -270,7 +270,7 @@ def test_smoke_rejects_a_wrong_number_of_answers(in_project_dir: Params) -> None
 
 @pytest.mark.unit
 def test_smoke_bad_requests_cover_the_contract() -> None:
-    example = json.loads((ROOT / "examples" / "request.json").read_text(encoding="utf-8"))
+    example = json.loads((ROOT / contract.EXAMPLE_REQUEST).read_text(encoding="utf-8"))
     cases = smoke.bad_requests(example["records"][0])
     assert len(cases) >= 5
     for case, body in cases.items():

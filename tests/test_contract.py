@@ -18,7 +18,7 @@ SCORED = [c for c in schema.COLUMNS if c.kind is not schema.Kind.LABEL]
 
 
 def example_records() -> list[dict[str, Any]]:
-    data = json.loads((ROOT / "examples" / "request.json").read_text(encoding="utf-8"))
+    data = json.loads((ROOT / contract.EXAMPLE_REQUEST).read_text(encoding="utf-8"))
     records: list[dict[str, Any]] = data["records"]
     return records
 

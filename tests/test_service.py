@@ -18,7 +18,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -44,10 +43,11 @@ from mlops_template import contract, schema, service, storage
 from mlops_template.lineage import dvc_outputs
 from mlops_template.model import ModelIntegrityError, load_model
 from mlops_template.params import load_params
+from mlops_template.smoke import free_port
 
 pytestmark = pytest.mark.service
 
-EXAMPLE = ROOT / "examples" / "request.json"
+EXAMPLE = ROOT / contract.EXAMPLE_REQUEST
 SERVE_TIMEOUT_S = 180
 
 
@@ -535,13 +535,6 @@ def test_tampered_stored_model_is_refused_before_unpickling(
 # --- a real server --------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Server:
     process: subprocess.Popen[str]
@@ -561,7 +554,7 @@ def _unpack(archive: Path, target: Path) -> Path:
 
 def _start(bento_dir: Path, workdir: Path, **env: str) -> Server:
     """`bentoml serve` an unpacked bento with an empty BENTOML_HOME, on a free loopback port."""
-    port = _free_port()
+    port = free_port()
     log = workdir / "serve.log"
     full_env = {
         **os.environ,

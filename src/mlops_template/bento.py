@@ -31,10 +31,10 @@ from typing import Any
 
 import yaml
 
-from mlops_template import cli, storage
+from mlops_template import cli, contract, storage
 from mlops_template.lineage import Lineage, LineageError, collect, to_json
 from mlops_template.model import ModelIntegrityError, load_model
-from mlops_template.params import Params
+from mlops_template.params import PARAMS_FILE, SAMPLE, Params
 from mlops_template.service import (
     CARD_FILE,
     LINEAGE_FILE,
@@ -47,7 +47,6 @@ from mlops_template.service import (
 log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-EXAMPLE_REQUEST = "examples/request.json"
 BENTOFILE = "bentofile.yaml"
 FILES_DIR = "bento_files"  # inside the bento: model card, metrics, params, lineage, example
 
@@ -57,7 +56,7 @@ def render_model_card(lineage: Lineage) -> str:
     m, ml, money = lineage.model, lineage.metrics["ml"], lineage.metrics["business"]
     business = lineage.params["business"]
     data = lineage.params["data"]
-    source = "built-in sample generator" if data["source"] == "sample" else data["source"]
+    source = "built-in sample generator" if data["source"] == SAMPLE else data["source"]
     rows = [
         ("Model version", f"`{m.version}`"),
         ("Model sha256", f"`{m.sha256}`"),
@@ -122,8 +121,8 @@ def stage_context(
     files = context / FILES_DIR
     files.mkdir(parents=True)
     shutil.copyfile(root / lineage_metrics_path(lineage), files / "metrics.json")
-    shutil.copyfile(params_path, files / "params.yaml")
-    shutil.copyfile(root / EXAMPLE_REQUEST, files / "example_request.json")
+    shutil.copyfile(params_path, files / PARAMS_FILE)
+    shutil.copyfile(root / contract.EXAMPLE_REQUEST, files / "example_request.json")
     (files / "lineage.json").write_text(to_json(lineage), encoding="utf-8")
     (context / "MODEL_CARD.md").write_text(render_model_card(lineage), encoding="utf-8")
     shutil.copyfile(requirements, context / "requirements.txt")

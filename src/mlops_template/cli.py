@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from mlops_template import logs
-from mlops_template.params import Params, ParamsError, load_params
+from mlops_template.params import PARAMS_FILE, Params, ParamsError, load_params
 from mlops_template.storage import InputError
 
 log = logging.getLogger("mlops_template")
@@ -18,7 +18,7 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (ParamsError, InputError)
 
 def parser(description: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=(description or "").strip().splitlines()[0])
-    p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    p.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
     return p
 
 

@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import stat
-import subprocess
 import tarfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -27,7 +26,7 @@ from typing import Final
 import yaml
 
 from mlops_template import cli, storage
-from mlops_template.lineage import Lineage
+from mlops_template.lineage import Lineage, git_output
 from mlops_template.params import Params
 
 log = logging.getLogger(__name__)
@@ -87,26 +86,18 @@ def bento_version(bento: Path) -> str:
     return f"{info['name']}:{info['version']}"
 
 
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return done.stdout.strip() or None
-
-
 def source_url() -> str:
     """Where the source lives: the GitHub repository in Actions, else an https origin."""
     server, repo = os.environ.get("GITHUB_SERVER_URL"), os.environ.get("GITHUB_REPOSITORY")
     if server and repo:
         return f"{server}/{repo}"
-    origin = _git("remote", "get-url", "origin") or ""
+    origin = git_output(Path.cwd(), "remote", "get-url", "origin") or ""
     return origin.removesuffix(".git") if origin.startswith("https://") else ""
 
 
 def commit_time(commit: str | None) -> datetime | None:
     """Committer time of `commit` (reproducible, unlike the wall clock)."""
-    stamp = _git("show", "-s", "--format=%ct", commit) if commit else None
+    stamp = git_output(Path.cwd(), "show", "-s", "--format=%ct", commit) if commit else None
     return datetime.fromtimestamp(int(stamp), tz=UTC) if stamp else None
 
 
@@ -149,7 +140,7 @@ def github_output(bento: Path, out: Path) -> dict[str, str]:
         raise storage.InputError("GITHUB_REPOSITORY is not set (this runs in GitHub Actions)")
     args = build_args(bento)
     image = image_name(repository)
-    revision = args["REVISION"] or (_git("rev-parse", "HEAD") or "")
+    revision = args["REVISION"] or (git_output(Path.cwd(), "rev-parse", "HEAD") or "")
     created = commit_time(revision)
     tags = [f"{image}:{revision}", f"{image}:model-{args['MODEL_VERSION']}", f"{image}:latest"]
     outputs = {

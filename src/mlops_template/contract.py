@@ -17,6 +17,7 @@ Rules, all from the schema:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 import pandas as pd
@@ -25,6 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from mlops_template import schema
 
 _RECORD_CONFIG: Final = ConfigDict(extra="forbid", strict=True, frozen=True)
+# The one example request (relative to the repository root): the README, the tests, the bento
+# and the container smoke test all send this file.
+EXAMPLE_REQUEST: Final = Path("examples/request.json")
 
 
 def _field_type(col: schema.Column) -> Any:

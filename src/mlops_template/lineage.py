@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops_template import storage
 from mlops_template.params import Params
 
-DVC_LOCK = "dvc.lock"
+LOCK_FILE = "dvc.lock"
 
 
 class LineageError(storage.InputError):
@@ -52,7 +52,8 @@ class Lineage(_Frozen):
     metrics: dict[str, Any]
 
 
-def _git(root: Path, *args: str) -> str | None:
+def git_output(root: Path, *args: str) -> str | None:
+    """stdout of `git <args>` in `root`, or None when git fails or is missing."""
     try:
         done = subprocess.run(
             ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=30
@@ -62,23 +63,15 @@ def _git(root: Path, *args: str) -> str | None:
     return done.stdout.strip()
 
 
-def dvc_outputs(lock: dict[str, Any]) -> dict[str, str]:
-    """path -> md5 of every stage output recorded in a parsed dvc.lock."""
+def dvc_outputs(lock: Any) -> dict[str, str]:
+    """path -> md5 of every stage output recorded in a parsed dvc.lock (any revision's)."""
     outputs: dict[str, str] = {}
-    for stage in lock.get("stages", {}).values():
-        for out in stage.get("outs", []):
-            digest = out.get("md5")
-            if isinstance(digest, str):
-                outputs[out["path"]] = digest
+    stages = lock.get("stages", {}) if isinstance(lock, dict) else {}
+    for stage in stages.values():
+        for out in stage.get("outs", []) or []:
+            if isinstance(out, dict) and isinstance(out.get("md5"), str) and "path" in out:
+                outputs[str(out["path"])] = out["md5"]
     return outputs
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_matches_lock(root: Path, outputs: dict[str, str], paths: list[str]) -> None:
@@ -86,20 +79,20 @@ def _check_matches_lock(root: Path, outputs: dict[str, str], paths: list[str]) -
     for rel in paths:
         recorded = outputs.get(rel)
         if recorded is None:
-            raise LineageError(f"{DVC_LOCK}: no output '{rel}' recorded; run `dvc repro`")
+            raise LineageError(f"{LOCK_FILE}: no output '{rel}' recorded; run `dvc repro`")
         path = root / rel
         if not path.is_file():
             raise LineageError(f"{rel}: not found; run `dvc pull` or `dvc repro` first")
-        if _md5(path) != recorded:
+        if storage.file_digest(path, "md5") != recorded:
             raise LineageError(
-                f"{rel}: differs from the version recorded in {DVC_LOCK}; run `dvc repro` "
+                f"{rel}: differs from the version recorded in {LOCK_FILE}; run `dvc repro` "
                 "(and commit dvc.lock) or `dvc checkout` so the bento's lineage is true"
             )
 
 
 def collect(root: Path, params: Params) -> Lineage:
     """Read the lineage of the model in `root`, checking it against dvc.lock."""
-    lock_path = root / DVC_LOCK
+    lock_path = root / LOCK_FILE
     try:
         lock_text = lock_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -108,8 +101,8 @@ def collect(root: Path, params: Params) -> Lineage:
     p = params.paths
     _check_matches_lock(root, outputs, [p.model, p.model_card, p.metrics])
     card = storage.read_json(root / p.model_card)
-    commit = _git(root, "rev-parse", "HEAD")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    commit = git_output(root, "rev-parse", "HEAD")
+    status = git_output(root, "status", "--porcelain", "--untracked-files=no")
     return Lineage(
         model=ModelInfo(
             version=card["version"],

@@ -120,11 +120,20 @@ def features(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[:, list(schema.FEATURE_NAMES)]
 
 
+def model_version(sha256: str) -> str:
+    """A model's short version: the first 12 hex digits of its file's sha256."""
+    return sha256[:12]
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
     estimator: TunedThresholdClassifierCV
     sha256: str
     threshold: float
+
+    @property
+    def version(self) -> str:
+        return model_version(self.sha256)
 
     def churn_probability(self, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.estimator.predict_proba(features(frame))[:, 1])
@@ -153,7 +162,7 @@ def model_metadata(
 ) -> dict[str, Any]:
     return {
         "sha256": sha256,
-        "version": sha256[:12],
+        "version": model_version(sha256),
         "kind": cfg.kind,
         "threshold": float(estimator.best_threshold_),
         "expected_profit_cv": float(estimator.best_score_),

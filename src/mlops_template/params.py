@@ -18,6 +18,7 @@ from mlops_template import catalog, schema
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 SAMPLE = "sample"
+PARAMS_FILE = "params.yaml"
 
 
 class ParamsError(ValueError):
@@ -257,7 +258,7 @@ def parse_params(raw: Any, *, origin: str = "params") -> Params:
         raise ParamsError(f"{origin} is invalid:\n  - {problems}") from None
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
     """Read and validate params.yaml (or another file of the same shape)."""
     path = Path(path)
     try:

@@ -30,13 +30,12 @@ from typing import Any
 import yaml
 
 from mlops_template import model as model_io
-from mlops_template.params import Params
+from mlops_template.lineage import LOCK_FILE, dvc_outputs
+from mlops_template.params import PARAMS_FILE, Params
 from mlops_template.storage import InputError
 
 log = logging.getLogger(__name__)
 
-PARAMS_FILE = "params.yaml"
-LOCK_FILE = "dvc.lock"
 # Data outputs whose DVC hashes say whether the data changed, in pipeline order.
 DATA_PATHS = ("raw", "validated", "train", "test")
 
@@ -169,17 +168,6 @@ def _yaml(read: Reader, path: str) -> Any:
     return None if text is None else yaml.safe_load(text)
 
 
-def lock_outs(lock: Any) -> dict[str, str]:
-    """path -> md5 of every output recorded in a parsed dvc.lock."""
-    outs: dict[str, str] = {}
-    stages = lock.get("stages", {}) if isinstance(lock, dict) else {}
-    for stage in stages.values():
-        for out in stage.get("outs", []) or []:
-            if isinstance(out, dict) and "path" in out and "md5" in out:
-                outs[str(out["path"])] = str(out["md5"])
-    return outs
-
-
 def read_plots(read: Reader, plots_dir: str) -> Plots | None:
     """The ROC curve, importance ranking and confusion counts from a plots directory."""
     roc = _json(read, f"{plots_dir}/roc.json")
@@ -224,7 +212,7 @@ def _side(
         paths=paths,
         metrics=metrics,
         data_summary=_json(read, paths["data_summary"]),
-        outs=lock_outs(_yaml(read, LOCK_FILE)),
+        outs=dvc_outputs(_yaml(read, LOCK_FILE)),
         card=card if isinstance(card, dict) else None,
         plots=read_plots(artifacts, paths["plots"]),
         origin=origin,
@@ -241,10 +229,6 @@ def workspace(root: Path, params: Params) -> Side:
     dirty = bool(git(root, "status", "--porcelain", "--untracked-files=no").strip())
     side = _side("this branch", commit, read, read, params.paths.model_dump(), "work tree")
     return replace(side, dirty=dirty)
-
-
-def load_workspace_model(root: Path, side: Side) -> model_io.LoadedModel:
-    return model_io.load_model(root / side.paths["model"], root / side.paths["model_card"])
 
 
 def _load_model(read: Reader, paths: dict[str, str]) -> model_io.LoadedModel:

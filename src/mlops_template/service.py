@@ -253,7 +253,7 @@ class ChurnService:
         except ModelIntegrityError as exc:
             log.critical("refusing to serve: %s", exc)
             raise
-        self.version = self.model.sha256[:12]
+        self.version = self.model.version
         self.tag = str(stored.tag)
         self.threads = int(os.environ.get(MODEL_THREADS_ENV, "1"))
         http_log = logging.getLogger(HTTP_LOGGER)

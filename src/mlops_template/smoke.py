@@ -211,11 +211,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def _main(args: argparse.Namespace, params: Params) -> None:
-    example = args.example
-    if example is None:
-        from mlops_template.bento import EXAMPLE_REQUEST
-
-        example = Path(EXAMPLE_REQUEST)
+    example = args.example or contract.EXAMPLE_REQUEST
     print(json.dumps(smoke(args.image, example, params, args.timeout)))
 
 

@@ -1,6 +1,6 @@
 # The serving image: the bento (model, service code, lineage) on a slim Python, nothing else.
 #
-#   make container IMAGE=churn:dev [BASE_IMAGE=...]    # prepares the context, then docker build
+#   make container [IMAGE=name:tag] [BASE_IMAGE=...]    # prepares the context, then docker build
 #
 # The build context is the repository, cut down by .dockerignore to what `make container-context`
 # writes under build/container/:
@@ -79,12 +79,10 @@ ARG BENTO_TAG=""
 ARG MODEL_VERSION=""
 ARG MODEL_SHA256=""
 ARG DVC_LOCK_SHA256=""
-ARG ROC_AUC=""
-ARG PR_AUC=""
-ARG EXPECTED_PROFIT=""
-ARG THRESHOLD=""
-LABEL org.opencontainers.image.title="churn-service" \
-      org.opencontainers.image.description="Churn probability and profit-maximising contact decision (BentoML)" \
+ARG METRICS=""
+ARG TITLE="model-service"
+LABEL org.opencontainers.image.title="${TITLE}" \
+      org.opencontainers.image.description="Model service (BentoML): probability of the positive label and a profit-maximising contact decision" \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.base.name="${BASE_IMAGE}" \
       org.opencontainers.image.source="${SOURCE}" \
@@ -96,7 +94,4 @@ LABEL org.opencontainers.image.title="churn-service" \
       mlops.model.version="${MODEL_VERSION}" \
       mlops.model.sha256="${MODEL_SHA256}" \
       mlops.dvc-lock.sha256="${DVC_LOCK_SHA256}" \
-      mlops.metrics.roc-auc="${ROC_AUC}" \
-      mlops.metrics.pr-auc="${PR_AUC}" \
-      mlops.metrics.expected-profit="${EXPECTED_PROFIT}" \
-      mlops.model.threshold="${THRESHOLD}"
+      mlops.metrics="${METRICS}"

@@ -8,21 +8,22 @@ MAKEFLAGS += --no-print-directory
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
-UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+# uv from PATH, else the copy `make` installs into .tools/uv/bin (a folder holding only uv).
+UV_LOCAL := $(CURDIR)/.tools/uv/bin/uv
+UV := $(or $(shell command -v uv 2>/dev/null),$(UV_LOCAL))
 RUN := $(UV) run --locked
 export DVC_NO_ANALYTICS := 1
 export BENTOML_DO_NOT_TRACK := True
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help install run repro metrics test test-fast lint format gate push pull clean workflows-lint hooks bench-pipeline
+.PHONY: help install run repro metrics test test-fast lint format gate push pull clean rename workflows-lint hooks bench-pipeline
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(CURDIR)/.tools/bin/uv:
-	@echo "uv not found: installing uv $(UV_VERSION) into .tools/"
-	$(PYTHON) -m venv .tools
-	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+$(UV_LOCAL):
+	@echo "uv not found: installing uv $(UV_VERSION) into .tools/uv"
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools/uv "uv==$(UV_VERSION)"
 
 # --compile-bytecode: every stage, test and report is a new Python process; precompiled
 # bytecode saves each of them seconds of compiling sklearn / pandas / dvc on import (and works
@@ -36,13 +37,13 @@ install: .venv/.synced ## Create .venv from uv.lock (exact versions)
 run: install ## Install, run the pipeline on the sample data (dvc repro) and print key metrics
 	$(RUN) dvc repro
 	@echo
-	@$(RUN) python -m mlops_template.show
+	@$(RUN) python -m mlops_template.pipeline.show
 
 repro: install ## Run only the pipeline stages whose inputs changed
 	$(RUN) dvc repro
 
 metrics: install ## Print the key metrics of the last run
-	@$(RUN) python -m mlops_template.show
+	@$(RUN) python -m mlops_template.pipeline.show
 
 test: install ## Run the whole test suite
 	$(RUN) pytest
@@ -50,13 +51,15 @@ test: install ## Run the whole test suite
 test-fast: install ## Run the quick tiers only (unit, data, ci)
 	$(RUN) pytest -m "unit or data or ci"
 
-lint: install ## ruff (lint + format check) and mypy
+lint: install ## ruff (lint + format check), mypy, and the package's layers (import-linter)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) lint-imports
 
-format: install ## Apply ruff's fixes and formatting
-	$(RUN) ruff check --fix .
+# A finding that ruff cannot fix must not keep the formatter from running.
+format: install ## Apply ruff's fixes and formatting (then `make lint` shows what is left)
+	$(RUN) ruff check --fix --exit-zero .
 	$(RUN) ruff format .
 
 # Every workflow and composite action under .github/, whoever adds them (tests/test_workflows.py
@@ -88,7 +91,7 @@ bento: install ## Import the DVC-tracked model into the BentoML store; build the
 	@mkdir -p build
 	$(UV) export --locked --no-default-groups --no-emit-project --no-hashes --quiet \
 		--format requirements-txt -o $(BENTO_REQUIREMENTS)
-	$(RUN) python -m mlops_template.bento --requirements $(BENTO_REQUIREMENTS) --out $(BENTO_INFO)
+	$(RUN) python -m mlops_template.serving.build.bento --requirements $(BENTO_REQUIREMENTS) --out $(BENTO_INFO)
 
 serve: bento ## Build the bento and serve it on http://127.0.0.1:3000 (HOST=, PORT= to change)
 	$(RUN) bentoml serve "$$($(RUN) python -c 'import json; print(json.load(open("$(BENTO_INFO)"))["tag"])')" \
@@ -102,7 +105,9 @@ bench-serving: bento ## Throughput and p50/p99 latency: in-process model, naive 
 # The build context is build/container/ (see .dockerignore): the runtime requirements exported
 # from uv.lock with their hashes (no pipeline or dev groups), and the bento exported from the
 # store with its model.
-IMAGE ?= churn-service:dev
+# IMAGE defaults to params.yaml project (`<name>-service:dev`), read only when a target needs it.
+IMAGE ?=
+IMAGE_NAME = $(or $(IMAGE),$(shell $(RUN) python -m mlops_template.serving.build.container image-name))
 BASE_IMAGE ?=
 CONTAINER_DIR := build/container
 .PHONY: container-context container smoke bench-container release-meta save-image push-image sign deploy
@@ -111,30 +116,30 @@ container-context: bento ## Stage build/container/: hashed runtime requirements 
 	@mkdir -p $(CONTAINER_DIR)
 	$(UV) export --locked --no-default-groups --no-emit-project --quiet --format requirements-txt \
 		-o $(CONTAINER_DIR)/requirements.txt
-	$(RUN) python -m mlops_template.container context --bento-info $(BENTO_INFO) --bento $(CONTAINER_DIR)/bento
+	$(RUN) python -m mlops_template.serving.build.container context --bento-info $(BENTO_INFO) --bento $(CONTAINER_DIR)/bento
 
-container: container-context ## Build the serving image: make container IMAGE=name:tag [BASE_IMAGE=...]
-	docker build --tag "$(IMAGE)" $(if $(BASE_IMAGE),--build-arg BASE_IMAGE="$(BASE_IMAGE)") \
-		$$($(RUN) python -m mlops_template.container build-args --bento $(CONTAINER_DIR)/bento) .
+container: container-context ## Build the serving image: make container [IMAGE=name:tag] [BASE_IMAGE=...]
+	docker build --tag "$(IMAGE_NAME)" $(if $(BASE_IMAGE),--build-arg BASE_IMAGE="$(BASE_IMAGE)") \
+		$$($(RUN) python -m mlops_template.serving.build.container build-args --bento $(CONTAINER_DIR)/bento) .
 
 smoke: install ## Run IMAGE on a free loopback port: readiness, example answers, metadata, 4xx on bad input
-	$(RUN) python -m mlops_template.smoke --image "$(IMAGE)"
+	$(RUN) python -m mlops_template.serving.build.smoke --image "$(IMAGE_NAME)"
 
 bench-container: container ## Image size and start-up vs `bentoml containerize` (same bento and base) -> benchmarks/results/
-	$(RUN) python benchmarks/container.py --image "$(IMAGE)" $(if $(BASE_IMAGE),--base-image "$(BASE_IMAGE)")
+	$(RUN) python benchmarks/container.py --image "$(IMAGE_NAME)" $(if $(BASE_IMAGE),--base-image "$(BASE_IMAGE)")
 
 # Release workflow helpers (GitHub Actions sets GITHUB_OUTPUT, GITHUB_REPOSITORY, IMAGE_REF...).
 release-meta: install ## (CI) Image name, tags and lineage build args of build/container/ -> $GITHUB_OUTPUT
-	$(RUN) python -m mlops_template.container github-output --bento $(CONTAINER_DIR)/bento
+	$(RUN) python -m mlops_template.serving.build.container github-output --bento $(CONTAINER_DIR)/bento
 
 IMAGE_TAR := build/image.tar
 save-image: ## (CI) Save IMAGE to build/image.tar: the smoke-tested bytes, handed to the publish job
-	docker save --output $(IMAGE_TAR) "$(IMAGE)"
+	docker save --output $(IMAGE_TAR) "$(IMAGE_NAME)"
 
 push-image: ## (CI) Load build/image.tar, push IMAGE as each of TAGS, append digest= to $GITHUB_OUTPUT
 	docker load --input $(IMAGE_TAR)
 	@set -- $${TAGS:?TAGS is empty}; \
-	for tag in "$$@"; do docker tag "$(IMAGE)" "$$tag"; docker push --quiet "$$tag"; done; \
+	for tag in "$$@"; do docker tag "$(IMAGE_NAME)" "$$tag"; docker push --quiet "$$tag"; done; \
 	ref=$$(docker image inspect --format '{{index .RepoDigests 0}}' "$$1"); \
 	echo "push-image: pushed $$ref as $$*"; \
 	echo "digest=$${ref#*@}" >> "$${GITHUB_OUTPUT:?GITHUB_OUTPUT is not set}"
@@ -149,13 +154,13 @@ deploy: ## (CI) Verify IMAGE_REF's signature came from this repo's release workf
 		--certificate-oidc-issuer https://token.actions.githubusercontent.com \
 		--certificate-identity "$${GITHUB_SERVER_URL}/$${GITHUB_WORKFLOW_REF}"
 	@echo "deploy: $${IMAGE_REF} verified. Placeholder: replace this line with your platform's"
-	@echo "deploy command, always by digest, e.g. kubectl set image deployment/churn churn=$${IMAGE_REF}"
+	@echo "deploy command, always by digest, e.g. kubectl set image deployment/model model=$${IMAGE_REF}"
 
 gate: install ## Check the metrics against the floors in params.yaml; BASE=main: also vs that revision
 	@if [ -n "$${BASE:-}" ]; then \
-		$(RUN) python -m mlops_template.gate --base "$$BASE" --base-name "$${BASE_NAME:-$$BASE}"; \
+		$(RUN) python -m mlops_template.review.gate --base "$$BASE" --base-name "$${BASE_NAME:-$$BASE}"; \
 	else \
-		$(RUN) python -m mlops_template.gate; \
+		$(RUN) python -m mlops_template.review.gate; \
 	fi
 
 # Pull-request review. BASE = the git revision to compare with, BASE_NAME = how the report
@@ -165,7 +170,7 @@ TEST_JS := tests/js
 .PHONY: report check-lock bench-report js-deps pr-comment
 
 report: install ## PR report: this work tree vs BASE (default main) -> reports/pr_report.md + .json
-	$(RUN) python -m mlops_template.report --base "$${BASE:-main}" --base-name "$${BASE_NAME:-$${BASE:-main}}"
+	$(RUN) python -m mlops_template.review.report --base "$${BASE:-main}" --base-name "$${BASE_NAME:-$${BASE:-main}}"
 
 check-lock: install ## After `make repro`: fail if the committed dvc.lock / metrics are not what it produced
 	@$(RUN) dvc status --quiet || { $(RUN) dvc status; \
@@ -182,7 +187,7 @@ bench-report: install ## Time the PR report cold (empty DVC cache) vs warm (cach
 # Must equal paths.pr_report in params.yaml (tests/test_report_unit.py checks).
 PR_REPORT := reports/pr_report.md
 pr-comment: ## CI (pr.yml): post $(PR_REPORT) as the one sticky PR comment via CML, uploading nothing
-	cml comment update $(PR_REPORT) --target=pr --watermark-title="PR report (mlops-template)" --publish=false
+	cml comment update $(PR_REPORT) --target=pr --watermark-title="model PR report" --publish=false
 
 $(TEST_JS)/node_modules/.installed: $(TEST_JS)/package.json $(TEST_JS)/package-lock.json
 	npm ci --prefix $(TEST_JS) --no-audit --no-fund --loglevel=error
@@ -196,5 +201,9 @@ push: install ## Upload data and models to the DVC remote
 pull: install ## Download data and models from the DVC remote
 	$(RUN) dvc pull
 
-clean: ## Remove caches and build leftovers (keeps .venv and DVC data)
+rename: ## Make the template yours: make rename NAME=acme_churn (package, distribution, names)
+	@test -n "$(NAME)" || { echo "rename: give the new package name, e.g. make rename NAME=acme_churn"; exit 2; }
+	$(PYTHON) scripts/rename.py "$(NAME)"
+
+clean: ## Remove caches and build leftovers (keeps .venv, .tools and DVC data)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache dist build

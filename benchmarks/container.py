@@ -1,6 +1,6 @@
 """Benchmark the serving image against `bentoml containerize` for the same bento and base.
 
-    make bench-container IMAGE=churn-service:dev BASE_IMAGE=...   # builds IMAGE first
+    make bench-container [IMAGE=...] BASE_IMAGE=...   # builds IMAGE first
 
 1. IMAGE is the image `make container` built from this repository's Dockerfile.
 2. The same bento (the archive `make bento` exported, model included) is imported into a scratch
@@ -33,9 +33,9 @@ from typing import Any
 
 import yaml
 
-from mlops_template import logs
-from mlops_template.container import BENTO_INFO, read_bento_info
-from mlops_template.smoke import docker, free_port, running, wait_ready
+from mlops_template.core.cli import configure_logging
+from mlops_template.serving.build.container import BENTO_INFO, read_bento_info
+from mlops_template.serving.build.smoke import docker, free_port, running, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "container.json"
@@ -101,7 +101,7 @@ def measure(images: list[str], runs: int, timeout: float) -> dict[str, dict[str,
 
 
 def main() -> int:
-    logs.configure()
+    configure_logging()
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--image", required=True, help="the image `make container` built")
     p.add_argument("--base-image", help="the base IMAGE was built on (default: the Dockerfile's)")

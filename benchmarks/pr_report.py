@@ -97,7 +97,7 @@ def measure(origin: Path, target: Path, cache_from: Path | None) -> dict[str, fl
         shutil.copytree(cache_from / ".dvc" / "cache", target / ".dvc" / "cache")
     py = sys.executable
     repro = run(target, py, "-m", "dvc", "repro", "--quiet")
-    report = run(target, py, "-m", "mlops_template.report", "--base", "main")
+    report = run(target, py, "-m", "mlops_template.review.report", "--base", "main")
     verdict = json.loads((target / "reports" / "pr_report.json").read_text("utf-8"))["status"]
     log.info("%s: repro %.1f s, report %.1f s (%s)", target.name, repro, report, verdict)
     return {

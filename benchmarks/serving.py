@@ -50,12 +50,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_template.service import (
+from mlops_template.serving.build.smoke import free_port
+from mlops_template.serving.service import (
     MODEL_THREADS_ENV,
     SINGLE_MAX_BATCH_SIZE,
     SINGLE_MAX_LATENCY_MS,
 )
-from mlops_template.smoke import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -67,7 +67,6 @@ BATCH_CONCURRENCY = 2  # one request in flight while the next is parsed
 TARGET_SINGLE_VS_NAIVE = 4.0
 TARGET_BATCH_VS_IN_PROCESS = 0.25
 READY_TIMEOUT_S = 180
-SAMPLE_SEED = 2024  # not the training seed: requests the model has not seen
 PACKAGES = ("bentoml", "fastapi", "uvicorn", "scikit-learn", "pandas", "pydantic", "aiohttp")
 
 log = logging.getLogger("bench")
@@ -85,8 +84,9 @@ def naive_app(model_path: str, card_path: str, mode: str) -> Any:
     """
     from fastapi import FastAPI
 
-    from mlops_template import contract
-    from mlops_template.model import load_model
+    from mlops_template.core.model import load_model
+    from mlops_template.core.schema import TABLE
+    from mlops_template.serving import contract
 
     model = load_model(model_path, card_path)
     version = model.version
@@ -94,16 +94,16 @@ def naive_app(model_path: str, card_path: str, mode: str) -> Any:
 
     def predict(record: Any) -> Any:
         frame = contract.records_frame([record])
-        proba = model.churn_probability(frame)
+        proba = model.probability(frame)
         return contract.Prediction(
-            customer_id=record.customer_id,
-            churn_probability=float(proba[0]),
+            **{TABLE.key: TABLE.keys(frame)[0]},
+            probability=float(proba[0]),
             contact=bool(model.decide(proba)[0]),
             model_version=version,
         )
 
     # The contract's models, set here because FastAPI reads them from the annotations.
-    annotations = {"record": contract.CustomerRecord, "return": contract.Prediction}
+    annotations = {"record": contract.Record, "return": contract.Prediction}
     if mode == "async":
 
         async def predict_async(record: Any) -> Any:
@@ -200,12 +200,12 @@ def in_process(
 
 def _in_process(model: Any, batch: pd.DataFrame, seconds: float) -> dict[str, Any]:
     rows = len(batch)
-    model.churn_probability(batch)  # warm up
+    model.probability(batch)  # warm up
     latencies: list[float] = []
     started = time.perf_counter()
     while time.perf_counter() - started < seconds or len(latencies) < 5:
         t0 = time.perf_counter()
-        model.churn_probability(batch)
+        model.probability(batch)
         latencies.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - started
     return {
@@ -290,32 +290,34 @@ def bento_model_files(model_tag: str) -> tuple[Path, Path]:
     """Model and card of the model the bento carries (from the BentoML model store)."""
     import bentoml
 
-    from mlops_template.service import CARD_FILE, MODEL_FILE
+    from mlops_template.serving.service import CARD_FILE, MODEL_FILE
 
     stored = Path(bentoml.models.get(model_tag).path)
     return stored / MODEL_FILE, stored / CARD_FILE
 
 
 def sample_records(n: int) -> list[dict[str, Any]]:
-    """Realistic requests from the seeded sample generator (no workspace data needed)."""
-    from mlops_template import schema
-    from mlops_template.params import Sample
-    from mlops_template.sample import generate_customers
+    """Requests from the held-out test set (repeated when it has fewer than `n` rows)."""
+    from mlops_template.core import io as files
+    from mlops_template.core.params import load_params
+    from mlops_template.core.schema import TABLE
 
-    frame = generate_customers(Sample(n_rows=n, seed=SAMPLE_SEED)).drop(columns=[schema.LABEL])
+    test = files.read_table(ROOT / load_params(ROOT / "params.yaml").paths.test)
+    frame = test.loc[:, [c.name for c in TABLE.input_columns]]
+    frame = pd.concat([frame] * (n // len(frame) + 1)).head(n)
     records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
     return records
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from mlops_template import contract
-    from mlops_template.model import load_model
+    from mlops_template.core.model import load_model
+    from mlops_template.serving import contract
 
     bento = json.loads(args.bento_info.read_text(encoding="utf-8"))
     model_path, card_path = bento_model_files(bento["model_tag"])
     model = load_model(model_path, card_path)
     records = sample_records(2 * BATCH_ROWS)
-    features = contract.records_frame([contract.CustomerRecord.model_validate(r) for r in records])
+    features = contract.records_frame([contract.Record.model_validate(r) for r in records])
     single_bodies = [json.dumps(r).encode() for r in records]
     batch_bodies = [
         json.dumps({"records": records[k : k + BATCH_ROWS]}).encode()

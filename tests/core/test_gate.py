@@ -47,10 +47,10 @@ def _passing() -> dict[str, Any]:
         },
         "segments": {
             "area": {
-                "north": {"n": 50, "roc_auc": 0.82, "profit_per_customer": 1.0},
-                "south": {"n": 50, "roc_auc": 0.78, "profit_per_customer": 1.0},
+                "north": {"n": 50, "roc_auc": 0.82, "profit_per_record": 1.0},
+                "south": {"n": 50, "roc_auc": 0.78, "profit_per_record": 1.0},
             },
-            "kind": {"a": {"n": 50, "roc_auc": 0.5, "profit_per_customer": 0.1}},
+            "kind": {"a": {"n": 50, "roc_auc": 0.5, "profit_per_record": 0.1}},
         },
     }
 
@@ -143,7 +143,7 @@ def test_regression_tolerances_absolute_relative_and_direction() -> None:
 def test_segment_drop_beyond_tolerance_is_a_miss_and_new_segments_are_not() -> None:
     base, branch = _passing(), _passing()
     branch["segments"]["area"]["north"]["roc_auc"] = 0.82 - 0.04
-    branch["segments"]["area"]["west"] = {"n": 50, "roc_auc": 0.5, "profit_per_customer": 0.0}
+    branch["segments"]["area"]["west"] = {"n": 50, "roc_auc": 0.5, "profit_per_record": 0.0}
     [miss] = gate.check_regressions(base, branch, GATE, "main")
     assert miss.startswith("segment area=north: ROC AUC fell by 0.0400")
     drops = {(d.column, d.value): d for d in gate.segment_drops(base, branch)}

@@ -43,7 +43,7 @@ def test_business_metrics_against_both_baselines() -> None:
     profit = business.contact_profit(y, contact, MONEY)  # 50 - 10 - 10 = 30
     contact_all = business.baselines(y, MONEY)["contact_all"]  # 2 x 50 - 10 x 10 = 0
     assert got["expected_profit"] == pytest.approx(30.0) == profit
-    assert got["profit_per_customer"] == pytest.approx(3.0)
+    assert got["profit_per_record"] == pytest.approx(3.0)
     assert got["profit_contact_all"] == pytest.approx(contact_all)
     assert got["profit_contact_none"] == 0.0
     assert got["profit_vs_contact_all"] == pytest.approx(profit - contact_all)
@@ -75,7 +75,7 @@ def test_segment_metrics_leave_out_small_and_single_class_groups() -> None:
     a = got["kind"]["a"]
     assert a["n"] == 6
     assert a["positive_rate"] == pytest.approx(0.5)
-    assert a["profit_per_customer"] == pytest.approx(
+    assert a["profit_per_record"] == pytest.approx(
         business.contact_profit(y[:6], contact[:6], MONEY) / 6
     )
 

@@ -28,7 +28,7 @@ def _metrics(roc_auc: float = 0.8, brier: float = 0.15, profit: float = 1000.0) 
             "profit_contact_all": profit - 10.0,
         },
         "ml": {"roc_auc": roc_auc, "pr_auc": 0.6, "recall": 0.7, "brier": brier},
-        "segments": {"area": {"north": {"n": 50, "roc_auc": roc_auc, "profit_per_customer": 1.0}}},
+        "segments": {"area": {"north": {"n": 50, "roc_auc": roc_auc, "profit_per_record": 1.0}}},
     }
 
 

@@ -3,7 +3,6 @@
 Contacting a record costs `contact_cost`. If the record is positive, the contact succeeds
 with probability `success_rate`, which is worth `success_value`; contacting a negative
 record only costs. The baselines are contacting everyone and contacting no one (profit 0).
-(The sample: a retention offer to customers who may churn.)
 """
 
 from __future__ import annotations

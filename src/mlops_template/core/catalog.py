@@ -17,7 +17,7 @@ Direction = Literal["higher", "lower", "neutral"]
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
     key: str  # dotted path into metrics.json
-    label: str  # "{Noun}" is replaced by params.yaml project.label_noun ("Churn rate ...")
+    label: str  # "{Noun}" is replaced by params.yaml project.label_noun ("Fraud rate ...")
     direction: Direction  # "neutral": a change is neither better nor worse (a baseline, a rate)
     fmt: str  # format of a value; deltas use the same precision with a sign
 
@@ -51,8 +51,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("business.expected_profit", "Expected profit", "higher", _MONEY),
     MetricSpec("business.profit_vs_contact_all", "Profit vs contacting everyone", "higher", _MONEY),
     MetricSpec("business.profit_vs_contact_none", "Profit vs contacting no one", "higher", _MONEY),
-    MetricSpec("business.profit_per_customer", "Profit per customer", "higher", "{:,.3f}"),
-    MetricSpec("business.contact_rate", "Share of customers contacted", "neutral", _SHARE),
+    MetricSpec("business.profit_per_record", "Profit per record", "higher", "{:,.3f}"),
+    MetricSpec("business.contact_rate", "Share of records contacted", "neutral", _SHARE),
     MetricSpec("business.break_even_precision", "Break-even precision", "neutral", _RATIO),
     MetricSpec("ml.roc_auc", "ROC AUC", "higher", _RATIO),
     MetricSpec("ml.pr_auc", "PR AUC", "higher", _RATIO),

@@ -37,7 +37,7 @@ def business_metrics(y: np.ndarray, contact: np.ndarray, cfg: Business) -> dict[
     base = business.baselines(y, cfg)
     return {
         "expected_profit": rounded(profit),
-        "profit_per_customer": rounded(profit / len(y)),
+        "profit_per_record": rounded(profit / len(y)),
         "profit_contact_all": rounded(base["contact_all"]),
         "profit_contact_none": rounded(base["contact_none"]),
         "profit_vs_contact_all": rounded(profit - base["contact_all"]),
@@ -90,7 +90,7 @@ def segment_metrics(
                 "roc_auc": rounded(roc_auc_score(ys, ps)),
                 "precision": rounded(precision_score(ys, cs, zero_division=0)),
                 "recall": rounded(recall_score(ys, cs, zero_division=0)),
-                "profit_per_customer": rounded(business.contact_profit(ys, cs, money) / len(ys)),
+                "profit_per_record": rounded(business.contact_profit(ys, cs, money) / len(ys)),
             }
         out[column] = groups
     return out

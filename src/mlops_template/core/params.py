@@ -33,8 +33,8 @@ class Project(_Frozen):
     # Names the service (`<name>_service`), the model in BentoML's store (`<name>_model`) and
     # the image (`<name>-service`). `make rename` changes it with the package name.
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
-    label_noun: str  # what the label is about, in reports: "churn" -> "Churn rate"
-    positive_name: str  # a positive label in words ("churned"), e.g. in confusion tables
+    label_noun: str  # what the label is about, in reports: "fraud" -> "Fraud rate"
+    positive_name: str  # a positive label in words ("fraudulent"), e.g. in confusion tables
     negative_name: str  # a negative label in words ("stayed")
 
     @property

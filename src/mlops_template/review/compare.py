@@ -184,8 +184,8 @@ def segment_rows(base: dict[str, Any], branch: dict[str, Any], cfg: Gate) -> lis
                     n=int(group["n"]),
                     base_roc_auc=None if drop is None else drop.base,
                     branch_roc_auc=float(group["roc_auc"]),
-                    base_profit=None if old is None else float(old["profit_per_customer"]),
-                    branch_profit=float(group["profit_per_customer"]),
+                    base_profit=None if old is None else float(old["profit_per_record"]),
+                    branch_profit=float(group["profit_per_record"]),
                     worse_beyond_tolerance=drop is not None and drop.beyond(cfg),
                 )
             )

@@ -180,8 +180,8 @@ def segments_section(c: Comparison) -> list[str]:
         f"ROC AUC {base}",
         "ROC AUC branch",
         "Δ",
-        f"Profit/customer {base}",
-        "Profit/customer branch",
+        f"Profit/record {base}",
+        "Profit/record branch",
         "",
     ]
     summary = (

@@ -7,8 +7,8 @@ SHELL := /bin/bash
 MAKEFLAGS += --no-print-directory
 
 PYTHON ?= python3
-UV_VERSION := 0.13.9
-# uv from PATH, else the copy `make` installs into .tools/uv/bin (a folder holding only uv).
+# uv from PATH, else the copy `make` installs into .tools/uv/bin: the version uv.lock pins,
+# each file checked against the lock's hashes (scripts/bootstrap_uv.py).
 UV_LOCAL := $(CURDIR)/.tools/uv/bin/uv
 UV := $(or $(shell command -v uv 2>/dev/null),$(UV_LOCAL))
 RUN := $(UV) run --locked
@@ -22,14 +22,16 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(UV_LOCAL):
-	@echo "uv not found: installing uv $(UV_VERSION) into .tools/uv"
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools/uv "uv==$(UV_VERSION)"
+	@echo "uv not found: installing the uv that uv.lock pins into .tools/uv"
+	$(PYTHON) scripts/bootstrap_uv.py .tools/uv
 
-# --compile-bytecode: every stage, test and report is a new Python process; precompiled
-# bytecode saves each of them seconds of compiling sklearn / pandas / dvc on import (and works
-# where PYTHONDONTWRITEBYTECODE is set, as on some CI machines).
+# Bytecode compiled at install (UV_COMPILE_BYTECODE): every stage, test and report is a new
+# Python process; precompiled bytecode saves each of them seconds of compiling sklearn / pandas
+# / dvc on import (and works where PYTHONDONTWRITEBYTECODE is set, as on some CI machines).
+# --inexact: optional groups (spark, which `make test` adds) stay installed between targets.
+export UV_COMPILE_BYTECODE := 1
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --compile-bytecode
+	$(UV) sync --locked --inexact
 	@touch $@
 
 install: .venv/.synced ## Create .venv from uv.lock (exact versions)
@@ -45,8 +47,9 @@ repro: install ## Run only the pipeline stages whose inputs changed
 metrics: install ## Print the key metrics of the last run
 	@$(RUN) python -m mlops_template.pipeline.show
 
+# The tests also need the optional `spark` group (a real local Spark scores like in-process).
 test: install ## Run the whole test suite
-	$(RUN) pytest
+	$(RUN) --group spark pytest
 
 test-fast: install ## Run the quick tiers only (unit, data, ci)
 	$(RUN) pytest -m "unit or data or ci"

@@ -45,6 +45,16 @@ def test_break_even_precision_is_where_profit_is_zero() -> None:
     assert business.contact_profit(y, np.ones(5), MONEY) == pytest.approx(0.0)
 
 
+def test_expected_profit_is_the_profit_with_each_label_replaced_by_its_probability() -> None:
+    p = np.array([0.9, 0.2, 0.05, 0.6])
+    contact = np.array([True, False, False, True])
+    expected = business.expected_profit(float(p[contact].sum()), int(contact.sum()), MONEY)
+    # 1.5 expected positives x 50 - 2 contacts x 10.
+    assert expected == pytest.approx(1.5 * 50 - 2 * 10)
+    assert expected == pytest.approx(business.contact_profit(p, contact, MONEY))
+    assert business.expected_profit(0.0, 0, MONEY) == 0.0
+
+
 def test_profit_scorer_scores_the_predicted_contacts() -> None:
     features = np.zeros((6, 1))
     y = np.array([1, 1, 0, 0, 0, 0])

@@ -127,3 +127,53 @@ def test_written_files_respect_the_umask_not_the_temp_files_0600(tmp_path: Path)
     finally:
         os.umask(old)
         storage._umask.cache_clear()
+
+
+def test_umask_is_public_and_read_without_changing_it() -> None:
+    import os
+
+    old = os.umask(0o027)
+    try:
+        storage._umask.cache_clear()
+        assert storage.umask() == 0o027
+        assert os.umask(0o027) == 0o027, "reading the umask changed it"
+    finally:
+        os.umask(old)
+        storage._umask.cache_clear()
+
+
+def test_files_written_together_change_together_or_not_at_all(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.bin", tmp_path / "sub" / "b.json"
+    with storage.atomic_paths(a, b) as (tmp_a, tmp_b):
+        tmp_a.write_bytes(b"a1")
+        tmp_b.write_bytes(b"b1")
+
+    def crash() -> None:
+        with storage.atomic_paths(a, b) as (tmp_a, _):
+            tmp_a.write_bytes(b"a2")
+            raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError, match="crash"):
+        crash()
+    assert (a.read_bytes(), b.read_bytes()) == (b"a1", b"b1")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.bin", "b.json", "sub"]
+
+
+def test_stop_signals_are_held_only_in_the_main_thread() -> None:
+    import signal
+    import threading
+
+    with storage.stop_signals_held():
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert signal.SIGTERM in held
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    seen: list[bool] = []
+
+    def other() -> None:
+        with storage.stop_signals_held():
+            seen.append(signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert seen == [False]

@@ -93,7 +93,8 @@ def test_threshold_is_tuned_for_profit(trained: Trained) -> None:
 
 
 def test_only_features_reach_the_model(trained: Trained) -> None:
-    assert tuple(trained.model.estimator.feature_names_in_) == TABLE.feature_names
+    assert trained.model.estimator.n_features_in_ == len(TABLE.feature_names)
+    assert trained.model.card.features == TABLE.feature_names
     outside = {c.name for c in TABLE.columns if not c.is_feature} | {TABLE.label.name}
     assert not outside & set(TABLE.feature_names)
 
@@ -108,6 +109,16 @@ def test_invariance_to_the_id_and_metadata_columns(trained: Trained) -> None:
     before = trained.model.probability(trained.test)
     after = trained.model.probability(_shuffled(trained.test, columns))
     np.testing.assert_array_equal(after, before)
+
+
+def test_records_score_bit_for_bit_like_the_frame(trained: Trained) -> None:
+    """The service scores records without a frame; the numbers must be the pipeline's."""
+    rows = trained.test.head(500).to_dict("records")
+    rows = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+            for r in rows]  # fmt: skip
+    np.testing.assert_array_equal(
+        trained.model.probability_of_rows(rows), trained.model.probability(trained.test.head(500))
+    )
 
 
 def test_invariance_to_row_order(trained: Trained) -> None:
@@ -246,3 +257,84 @@ def test_logistic_regression_kind_trains(trained: Trained, model_params: Params)
     np.testing.assert_array_equal(
         loaded.probability(trained.test), loaded.probability(_shuffled(trained.test, columns))
     )
+
+
+# --- writing a model and its card together (no training needed) ----------------------
+
+
+def _pair(tag: str) -> tuple[bytes, ModelCard]:
+    payload = f"model {tag}".encode()
+    sha256 = model_module.files.sha256_bytes(payload)
+    card = ModelCard(
+        sha256=sha256, version=model_module.model_version(sha256), kind=tag, threshold=0.5,
+        expected_profit_cv=0.0, features=(), n_train=1, sklearn_version="0",
+    )  # fmt: skip
+    return payload, card
+
+
+def _on_disk(path: Path, card: Path) -> tuple[bytes | None, str | None]:
+    return (
+        path.read_bytes() if path.exists() else None,
+        ModelCard.read(card).kind if card.exists() else None,
+    )
+
+
+def _fail_second_replace(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """`os.replace` that fails on its second call; records whether SIGTERM was held."""
+    import os
+    import signal
+
+    real, held = os.replace, []
+
+    def replace(src: Any, dst: Any) -> None:
+        held.append(signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        if len(held) == 2:
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return held
+
+
+def test_a_failed_card_rename_puts_the_previous_model_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, card = tmp_path / model_module.MODEL_FILE, tmp_path / model_module.CARD_FILE
+    write_model(*_pair("old"), path, card)
+    held = _fail_second_replace(monkeypatch)
+    with pytest.raises(OSError, match="No space left"):
+        write_model(*_pair("new"), path, card)
+    assert _on_disk(path, card) == (b"model old", "old"), "the model no longer matches its card"
+    assert held[:2] == [True, True], "the stop signals were not held during the renames"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, card.name])
+    monkeypatch.undo()
+    load_card = ModelCard.read(card)
+    assert load_card.sha256 == model_module.files.sha256_file(path)
+
+
+def test_a_failed_card_rename_of_a_first_model_leaves_neither(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, card = tmp_path / "models" / "m.joblib", tmp_path / "models" / "m.json"
+    _fail_second_replace(monkeypatch)
+    with pytest.raises(OSError, match="No space left"):
+        write_model(*_pair("new"), path, card)
+    assert _on_disk(path, card) == (None, None)
+    assert list(path.parent.iterdir()) == []
+
+
+def test_after_a_stop_neither_file_is_replaced(tmp_path: Path) -> None:
+    from mlops_template.core import stopping
+
+    path, card = tmp_path / model_module.MODEL_FILE, tmp_path / model_module.CARD_FILE
+    write_model(*_pair("old"), path, card)
+    stopping._requested.set()
+    try:
+        with pytest.raises(stopping.Stopped):
+            write_model(*_pair("new"), path, card)
+    finally:
+        stopping._requested.clear()
+    assert _on_disk(path, card) == (b"model old", "old")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, card.name])
+    write_model(*_pair("new"), path, card)
+    assert _on_disk(path, card) == (b"model new", "new")

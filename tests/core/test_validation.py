@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from mlops_template.core import validation
-from mlops_template.core.validation import WHOLE_TABLE, DataValidationError, summarize_failures
+from mlops_template.core.table import Column, Kind, Label, Table
+from mlops_template.core.validation import (
+    WHOLE_TABLE,
+    DataValidationError,
+    summarize_failures,
+    validate_records,
+)
 
 
 def _case(context: str, column: str, check: str, value: Any, index: Any) -> dict[str, Any]:
@@ -66,3 +72,30 @@ def test_validation_error_message_lists_every_failure() -> None:
     assert text.startswith("raw.parquet: 2 check(s) failed")
     assert "column 'size'" in text
     assert "column 'area'" in text
+
+
+@pytest.mark.unit
+def test_validate_records_sets_apart_each_bad_row_and_only_those() -> None:
+    table = Table(
+        "t",
+        (
+            Column("key", Kind.ID, "id", dtype="str"),
+            Column("n", Kind.NUMERIC, "a count", dtype="int64", min=0, max=10),
+            Column("x", Kind.NUMERIC, "a share", nullable=True, max_null_fraction=0.1),
+        ),
+        Label("y", positive=1, negative=0, description="label"),
+    )
+    # A duplicate key and 75 % nulls in x break table rules, not a record's: both are kept.
+    frame = pd.DataFrame(
+        {"key": ["a", "a", "b", "c"], "n": [1, "two", 11, 3], "x": [None] * 3 + [1.0]}
+    )
+    valid, failures = validate_records(frame, table=table)
+    assert valid.index.tolist() == [0, 3]
+    assert valid["n"].dtype == "int64"
+    # "two" cannot be a number; only once it is set apart can the bound be checked on 11.
+    found = set(zip(failures["index"], failures["column"], failures["check"], strict=True))
+    assert (1, "n", "coerce_dtype('int64')") in found
+    assert (2, "n", "less_than_or_equal_to(10)") in found
+    assert {i for i, *_ in found} == {1, 2}
+    with pytest.raises(DataValidationError, match="'n': missing"):
+        validate_records(frame.drop(columns=["n"]), table=table)

@@ -41,6 +41,15 @@ def baselines(y_true: ArrayLike, business: Business) -> dict[str, float]:
     }
 
 
+def expected_profit(probability_sum: float, contacts: int, business: Business) -> float:
+    """Expected profit of `contacts` contacts whose records' probabilities of being positive sum
+    to `probability_sum`: for records whose labels are not known yet (a campaign before it
+    runs), each contact is expected to earn p x success_rate x success_value and costs
+    contact_cost. Profit is linear in the labels, so this is `contact_profit` with each label
+    replaced by its probability."""
+    return gain(business) * probability_sum - business.contact_cost * contacts
+
+
 def break_even_precision(business: Business) -> float:
     """Precision above which a contact pays for itself on average."""
     return business.contact_cost / gain(business)

@@ -7,11 +7,13 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 
+from mlops_template.core import stopping
 from mlops_template.core.errors import ProjectError
 from mlops_template.core.params import Params, load_params
 from mlops_template.core.repo import PARAMS_FILE
 
 log = logging.getLogger("mlops_template")
+DVC_STAGE_ENV = "DVC_STAGE"  # DVC sets it for every stage command it runs
 
 
 def configure_logging() -> None:
@@ -37,14 +39,20 @@ def run(
     argv: Sequence[str] | None = None,
 ) -> int:
     """Parse args, load params once, run `body`; a `ProjectError` becomes exit code 1 and
-    its message, never a traceback."""
+    its message, never a traceback; a stop (signal, or the end of the DVC run that started a
+    stage) becomes 128 + the signal's number, with nothing written after it."""
     configure_logging()
     p = parser(description)
     build(p)
     args = p.parse_args(argv)
     try:
+        stopping.install(watch_parents=DVC_STAGE_ENV in os.environ)
         params = load_params(args.params)
         return body(args, params) or 0
     except ProjectError as exc:
         log.error("%s failed: %s", command, exc)
         return 1
+    except stopping.Stopped as stop:
+        log.error("%s stopped (%s) before it finished; it wrote nothing after the stop", command,
+                  stop)  # fmt: skip
+        return 128 + stop.signum

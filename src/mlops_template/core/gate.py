@@ -12,6 +12,7 @@ from typing import Any
 
 from mlops_template.core import catalog
 from mlops_template.core.params import Gate
+from mlops_template.core.uncertainty import PairedBootstrap
 
 EPSILON = 1e-9  # metrics are rounded to 6 decimals; smaller differences are no change
 
@@ -119,3 +120,25 @@ def check_regressions(
                 f"(allowed: {gate.max_segment_roc_auc_drop:.4f})"
             )
     return misses
+
+
+def check_significance(
+    paired: PairedBootstrap | None,
+    gate: Gate,
+    primary: str,
+    base_name: str = "the base",
+    unavailable: str = "",
+) -> list[str]:
+    """`gate.require_significant_improvement`: the challenger must improve `primary` beyond
+    the noise of the shared test set (`paired`: the paired bootstrap against the base; None
+    when it could not be computed, `unavailable` says why)."""
+    if not gate.require_significant_improvement:
+        return []
+    rule = "gate.require_significant_improvement"
+    if paired is None or primary not in paired.intervals:
+        why = f": {unavailable}" if unavailable else ""
+        return [f"{rule}: no paired comparison with {base_name} to show an improvement{why}"]
+    interval = paired.intervals[primary]
+    if interval.verdict == "better":
+        return []
+    return [f"{rule}: {interval.words(paired.confidence)}, against {base_name}"]

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import joblib
 import numpy as np
@@ -41,6 +42,10 @@ from mlops_template.core.table import Kind, Table, Value
 
 log = logging.getLogger(__name__)
 VERSION_LENGTH = 12  # a model's version: this many hex digits of its file's sha256
+# The names of a model file and its card inside a directory that holds one model (a Spark
+# worker's copy, a model store entry); the pipeline's own paths come from params.yaml.
+MODEL_FILE: Final = "model.joblib"
+CARD_FILE: Final = "model_card.json"
 
 
 def model_version(sha256: str) -> str:
@@ -94,20 +99,26 @@ class ModelCard(BaseModel):
 
 
 def build_classifier(cfg: Model, table: Table) -> Any:
-    """The estimator on the encoded table (`Table.encode`)."""
-    categorical = [
-        n for n, cat in zip(table.feature_names, table.categorical_mask, strict=True) if cat
-    ]
+    """The estimator on the encoded table (`Table.encode`: a float matrix, features in order).
+
+    It is fitted on the bare matrix, not a frame: predicting from a frame costs scikit-learn a
+    check of its column names on every call (more than the trees for one record), and the
+    card records what each column is instead.
+    """
+    mask = list(table.categorical_mask)
+    categorical = [j for j, cat in enumerate(mask) if cat]
+    ordered = [j for j, cat in enumerate(mask) if not cat]
     if cfg.kind == "hist_gradient_boosting":
         hgb = cfg.hist_gradient_boosting
+        monotonic = [cfg.monotonic.get(name, 0) for name in table.feature_names]
         return HistGradientBoostingClassifier(
             learning_rate=hgb.learning_rate,
             max_iter=hgb.max_iter,
             max_leaf_nodes=hgb.max_leaf_nodes,
             min_samples_leaf=hgb.min_samples_leaf,
             l2_regularization=hgb.l2_regularization,
-            categorical_features=categorical or None,
-            monotonic_cst=dict(cfg.monotonic) or None,
+            categorical_features=mask if categorical else None,
+            monotonic_cst=monotonic if any(monotonic) else None,
             early_stopping=False,
             random_state=cfg.seed,
         )
@@ -121,7 +132,7 @@ def build_classifier(cfg: Model, table: Table) -> Any:
                 make_pipeline(
                     SimpleImputer(strategy="median", add_indicator=True), StandardScaler()
                 ),
-                list(table.ordered_features),
+                ordered,
             ),
             (
                 "categories",
@@ -184,10 +195,13 @@ def package_model(
 
 
 def write_model(payload: bytes, card: ModelCard, path: str | Path, card_path: str | Path) -> None:
-    """Write the model file, then its card, each atomically (a reader that finds the new
-    card also finds the new model)."""
-    files.write_bytes(path, lambda tmp: tmp.write_bytes(payload))
-    card.write(card_path)
+    """Write the model file and its card so that they always match: both go to temporary
+    files first, then are renamed into place one right after the other, with the stop
+    signals held off (`io.atomic_paths`). After a stop neither is replaced; when the card's
+    rename fails, the previous model file is put back."""
+    with files.atomic_paths(path, card_path) as (tmp_model, tmp_card):
+        tmp_model.write_bytes(payload)
+        tmp_card.write_text(files.dumps_json(card.model_dump(mode="json")), encoding="utf-8")
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -218,10 +232,17 @@ class LoadedModel:
         if self.card.encoding is None:
             # A model from before the card recorded its encoding took the raw columns; the
             # pull-request report and the audit still score such older models.
-            inputs = frame.loc[:, list(self.card.features)]
+            inputs: Any = frame.loc[:, list(self.card.features)]
         else:
             inputs = self.table.encode(frame)
         return np.asarray(self.estimator.predict_proba(inputs)[:, 1])
+
+    def probability_of_rows(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """`probability` of records given as mappings, without building a frame: the same
+        numbers, bit for bit (the service's hot path)."""
+        if self.card.encoding is None:
+            return self.probability(pd.DataFrame.from_records(list(rows)))
+        return np.asarray(self.estimator.predict_proba(self.table.encode_rows(rows))[:, 1])
 
     def decide(self, probability: np.ndarray) -> np.ndarray:
         return decide(probability, self.threshold)
@@ -252,8 +273,14 @@ def check_fits(estimator: Any, card: ModelCard, card_path: str | Path, table: Ta
             f"{card_path}: threshold {card.threshold} differs from the model's own "
             f"{threshold}; the card was edited. Refusing to serve it."
         )
-    trained = tuple(str(n) for n in getattr(estimator, "feature_names_in_", ()))
-    if trained != table.feature_names or (card.encoding and card.encoding != encoding(table)):
+    trained = tuple(str(n) for n in getattr(estimator, "feature_names_in_", card.features))
+    width = getattr(estimator, "n_features_in_", len(card.features))
+    if (
+        trained != table.feature_names
+        or card.features != table.feature_names
+        or width != len(table.feature_names)
+        or (card.encoding is not None and card.encoding != encoding(table))
+    ):
         raise ModelIntegrityError(
             f"{card_path}: the model was trained on features {list(trained)} encoded as "
             f"recorded in its card; the schema now declares {list(table.feature_names)} "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Literal, get_args
@@ -24,11 +24,14 @@ import pandas as pd
 import pandera.pandas as pa
 
 from mlops_template.core.errors import SchemaError
+from mlops_template.core.events import KEY_FIELD, RESERVED_NAMES
 
 Value = str | int | bool  # a category or a label value, in the type the data has
 Dtype = Literal["float64", "int64", "str", "bool"]
 DTYPES: Final = get_args(Dtype)
 ROW_KEY: Final = "row"  # the key of a record when the table has no id column
+# The check on a nullable column's share of nulls: a rule about a whole column, not a record.
+NULL_FRACTION_CHECK: Final = "null_fraction"
 # Histogram-based gradient boosting splits on at most 255 values of a categorical feature.
 MAX_CATEGORIES: Final = 255
 
@@ -70,7 +73,7 @@ class Column:
     # is suddenly (almost) all null is a broken export, not "optional".
     max_null_fraction: float = 0.0
     pattern: str | None = None  # a regular expression every value must match (text only)
-    # Categories listed in a meaningful order (e.g. contract length): encoded as one number,
+    # Categories listed in a meaningful order (e.g. small < medium < large): encoded as one number,
     # so the model may be constrained to be monotonic in it.
     ordered: bool = False
     pii: bool = False  # personal data: never a feature, listed in the audit pack
@@ -188,8 +191,26 @@ class Table:
         ids = [c.name for c in self.columns if c.kind is Kind.ID]
         if len(ids) > 1:
             raise SchemaError(f"table {self.name!r}: more than one id column: {ids}")
-        if ROW_KEY in names and ids:
-            raise SchemaError(f"table {self.name!r}: a column may not be called {ROW_KEY!r}")
+        # The logs and answers hold a record's fields beside their own (an id column may be
+        # called KEY_FIELD: its value is the key).
+        reserved = [
+            c.name
+            for c in self.columns
+            if c.name in RESERVED_NAMES and not (c.kind is Kind.ID and c.name == KEY_FIELD)
+        ]
+        if reserved:
+            name = reserved[0]
+            raise SchemaError(
+                f"table {self.name!r}: column {name!r} has a reserved name: it is "
+                f"{RESERVED_NAMES[name]}, and the logs and answers hold a record's fields beside "
+                f"their own; rename the column (reserved: {', '.join(sorted(RESERVED_NAMES))}; "
+                f"{KEY_FIELD!r} only for an id column)"
+            )
+        if ROW_KEY in names and not ids:
+            raise SchemaError(
+                f"table {self.name!r}: without an id column, records are keyed by {ROW_KEY!r}, "
+                "so no column may be called that"
+            )
         if not self.features:
             raise SchemaError(f"table {self.name!r}: no feature columns")
         for check in self.checks:
@@ -259,25 +280,47 @@ class Table:
             return list(range(len(frame)))
         return frame[self.id.name].tolist()
 
-    def encode(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The model's input: one float column per feature, in declaration order.
+    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model's input: a float matrix, one column per feature in declaration order.
 
         Categories become their position in the declared list (an unknown or missing one is
         NaN, which the model treats as missing); booleans 0/1; numbers as they are.
         """
-        data: dict[str, np.ndarray] = {}
-        for col in self.features:
+        out = np.empty((len(frame), len(self.features)), dtype=np.float64)
+        for j, col in enumerate(self.features):
             values = frame[col.name]
             if col.kind is Kind.CATEGORICAL:
                 codes = self._category_index(col.name).get_indexer(pd.Index(values))  # -1: unlisted
-                data[col.name] = np.where(codes < 0, np.nan, codes.astype(np.float64))
+                out[:, j] = np.where(codes < 0, np.nan, codes)
             else:
-                data[col.name] = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        return pd.DataFrame(data, index=frame.index, columns=list(self.feature_names))
+                out[:, j] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        return out
+
+    def encode_rows(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """`encode` for records given as mappings (the service's hot path: no frame at all).
+        The same values as `encode` of the same records, bit for bit."""
+        out = np.empty((len(rows), len(self.features)), dtype=np.float64)
+        positions = [self._category_positions(c.name) for c in self.features]
+        names = self.feature_names
+        for i, row in enumerate(rows):
+            for j, (name, lookup) in enumerate(zip(names, positions, strict=True)):
+                value = row.get(name)
+                if lookup is not None:
+                    out[i, j] = math.nan if value is None else lookup.get(value, math.nan)
+                else:
+                    out[i, j] = math.nan if value is None else float(value)
+        return out
 
     @functools.cache  # noqa: B019 - a handful of tables live for the whole process
     def _category_index(self, name: str) -> pd.Index:
         return pd.Index(list(self.by_name[name].categories))
+
+    @functools.cache  # noqa: B019 - a handful of tables live for the whole process
+    def _category_positions(self, name: str) -> dict[Value, float] | None:
+        col = self.by_name[name]
+        if col.kind is not Kind.CATEGORICAL:
+            return None
+        return {value: float(i) for i, value in enumerate(col.categories)}
 
     def describe(self) -> dict[str, Any]:
         """A plain summary of the declaration: stored with every run, compared by reviews."""
@@ -370,7 +413,7 @@ def _column_checks(col: Column) -> list[pa.Check]:
                 lambda s, limit=limit: s.isna().sum() <= limit * len(s),
                 element_wise=False,
                 ignore_na=False,
-                name=f"null_fraction<={limit}",
+                name=f"{NULL_FRACTION_CHECK}<={limit}",
             )
         )
     return checks
@@ -397,6 +440,10 @@ def _keep_values_intact(table: Table, df: pd.DataFrame) -> pd.DataFrame:
     into True. So whole-number columns get their fractional values as text, which then fails
     coercion with the row and value named; boolean columns are not coerced but parsed here,
     and the `is_boolean` check rejects whatever is left that is not a boolean.
+
+    A whole-number column that cannot be coerced as a whole (one bad value among text read
+    from a CSV) keeps its other values as the integers they spell, so that its checks fail
+    on the bad record only, not on every record of the table.
     """
     dtypes = {c.name: c.dtype for c in table.columns} | {table.label.name: table.label.dtype}
     changed: dict[str, pd.Series] = {}
@@ -408,8 +455,15 @@ def _keep_values_intact(table: Table, df: pd.DataFrame) -> pd.DataFrame:
         if dtype == "int64" and not pd.api.types.is_integer_dtype(s.dtype):
             numbers = pd.to_numeric(s, errors="coerce")
             fractional = numbers.notna() & (numbers % 1 != 0)
-            if fractional.any():
-                changed[str(name)] = s.astype(object).where(~fractional, s.astype(str))
+            whole = numbers.notna() & ~fractional
+            if fractional.any() or not whole.all():
+                kept = s.astype(object).where(~fractional, s.astype(str))
+                ints = pd.Series(
+                    [int(n) if w else None for n, w in zip(numbers, whole, strict=True)],
+                    index=s.index,
+                    dtype=object,
+                )
+                changed[str(name)] = kept.where(~whole, ints)
         elif dtype == "bool":
             changed[str(name)] = s.astype(object).map(_as_boolean)
     return df.assign(**changed) if changed else df

@@ -7,19 +7,32 @@ tests that change it put it back afterwards. DVC and Python come from the curren
 from __future__ import annotations
 
 import configparser
+import os
 import re
+import signal
 import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 import pytest
 import yaml
 
 from mlops_template.core import io as storage
 from mlops_template.core.params import Params, load_params
-from tests.support import DELETE, ROOT, ProjectCopy, corruptions, fast_changes
+from tests.support import (
+    DELETE,
+    ROOT,
+    VENV_BIN,
+    ProjectCopy,
+    corruptions,
+    fast_changes,
+    uv_path,
+)
 
 pytestmark = pytest.mark.pipeline
 
@@ -192,3 +205,84 @@ def test_default_remote_verifies_downloads_and_lives_outside_the_work_tree() -> 
     if "://" not in url:
         where = (ROOT / ".dvc" / url).resolve()
         assert ROOT.resolve() not in where.parents, f"remote {where} is inside the work tree"
+
+
+# --- stopping the pipeline ---------------------------------------------------------------------
+
+
+def _stage_processes(repo: Repo, stage: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd", "status"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        running = proc.info["status"] != psutil.STATUS_ZOMBIE  # a zombie has exited
+        if running and f"pipeline.{stage}" in cmdline and proc.info["cwd"] == str(repo.path):
+            found.append(proc)
+    return found
+
+
+@pytest.mark.parametrize("how", ["dvc repro", "make repro"])
+def test_a_stopped_pipeline_stops_its_stage_and_writes_nothing_after(repo: Repo, how: str) -> None:
+    """SIGTERM to `dvc repro` (or to `make`): the running stage ends too, and nothing is
+    written after the stop, even once the stage would have finished. (DVC removes a stage's
+    outputs when it starts it; `dvc checkout` brings the last good ones back from the cache.)"""
+    paths = repo.params.paths
+    outputs, kept = [paths.model, paths.model_card], [paths.metrics, "dvc.lock"]
+    before = digests(repo.path, outputs + kept)
+    try:
+        # Slow enough to stop in the middle of training.
+        repo.copy.set_params({"model.hist_gradient_boosting.max_iter": 1500})
+        if how == "make repro":
+            args = ["make", "-o", ".venv/.synced", "RUN=env", f"UV={uv_path()}", "repro"]
+        else:
+            args = [sys.executable, "-m", "dvc", "repro"]
+        env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+               "PYTHONPATH": str(repo.path / "src"), "DVC_NO_ANALYTICS": "1"}  # fmt: skip
+        proc = subprocess.Popen(
+            args, cwd=repo.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "Running stage 'train'" in line:
+                break
+        deadline = time.monotonic() + 60
+        while not _stage_processes(repo, "train") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _stage_processes(repo, "train"), "the train stage never started"
+        time.sleep(1.0)
+        os.kill(proc.pid, signal.SIGTERM)  # only that process, as `kill` or a CI timeout would
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _stage_processes(repo, "train") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = _stage_processes(repo, "train")
+        for stage in left:
+            stage.kill()
+        assert not left, "the train stage outlived the pipeline that started it"
+        time.sleep(3)  # long enough for an orphaned stage to have written its model
+        assert not any((repo.path / rel).exists() for rel in outputs), "written after the stop"
+        assert digests(repo.path, kept) == {k: before[k] for k in kept}
+        repo.dvc("checkout", "--force", "--quiet", "train")
+        assert digests(repo.path, outputs) == {k: before[k] for k in outputs}
+    finally:
+        repo.restore()
+    assert "up to date" in repo.dvc("status").stdout
+
+
+def test_a_typo_anywhere_in_params_fails_make_repro_naming_the_key(repo: Repo) -> None:
+    params_file = repo.path / "params.yaml"
+    original = params_file.read_text(encoding="utf-8")
+    try:
+        params_file.write_text(original + "modle:\n  kind: nothing\n", encoding="utf-8")
+        proc = repo.copy.make("repro", check=False)
+        assert proc.returncode != 0
+        assert "unknown key 'modle'" in proc.stderr
+        assert "Running stage" not in proc.stdout
+        if repo.params.data.sample is not None:  # the sample's knobs are checked too
+            params_file.write_text(original.replace("seed: 42", "sed: 42", 1), encoding="utf-8")
+            proc = repo.copy.make("repro", check=False)
+            assert proc.returncode != 0
+            # The generator's own message (sample.parse_sample), not any word holding "sed".
+            assert "'data.sample.sed': Extra inputs are not permitted" in proc.stderr
+    finally:
+        params_file.write_text(original, encoding="utf-8")

@@ -10,9 +10,10 @@
 # arguments and ends up in OCI labels, so `docker inspect` tells where the model came from.
 # Works with the classic builder and with BuildKit (no BuildKit-only syntax).
 
-# python:3.11-slim (3.11.10, Debian bookworm), pinned by its multi-arch index digest. Override it
-# for an internal registry or an air-gapped mirror: --build-arg BASE_IMAGE=registry/python@sha256:...
-ARG BASE_IMAGE=python:3.11-slim@sha256:5148c0e4bbb64271bca1d3322360ebf4bfb7564507ae32dd639322e4952a6b16
+# The base image comes from docker/base-image/Dockerfile (python:3.11-slim pinned by digest, kept
+# fresh by Dependabot): `make container` and the release workflow pass it. Override it for an
+# internal registry or an air-gapped mirror: make container BASE_IMAGE=registry/python@sha256:...
+ARG BASE_IMAGE
 
 # --- builder: a virtualenv with exactly the locked runtime packages -------------------------
 FROM ${BASE_IMAGE} AS builder

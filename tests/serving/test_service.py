@@ -16,13 +16,17 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import socket
 import subprocess
 import tarfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +41,23 @@ with warnings.catch_warnings():  # starlette prefers httpx2 now; httpx is what t
 
 from mlops_template.core import io as storage
 from mlops_template.core.errors import ModelIntegrityError
+from mlops_template.core.events import (
+    FEEDBACK_FILE,
+    PREDICTIONS_FILE,
+    FeedbackEvent,
+    PredictionEvent,
+    log_files,
+    read_feedback,
+)
 from mlops_template.core.model import ModelCard, load_model
-from mlops_template.core.params import load_params
+from mlops_template.core.params import LOG_DIR_ENV, load_params
 from mlops_template.core.repo import lock_outputs
 from mlops_template.core.schema import TABLE
 from mlops_template.core.table import Kind
 from mlops_template.serving import contract, service
 from tests.support import (
     ROOT,
-    SERVE_TIMEOUT_S,
+    VENV_BIN,
     ProjectCopy,
     Server,
     start_server,
@@ -55,6 +67,8 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.service
+
+STOP_WITHIN_S = 30  # a server whose model fails its checks exits within this
 
 PACKAGE = TABLE.__module__.split(".")[0]
 
@@ -100,8 +114,18 @@ def built(small_project: ProjectCopy) -> Built:
 
 
 @pytest.fixture(scope="module")
-def client(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    """The service app in this process, its model store pointed at the built one."""
+def client_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the in-process service writes its prediction and feedback logs."""
+    return tmp_path_factory.mktemp("client_logs")
+
+
+@pytest.fixture(scope="module")
+def client(
+    built: Built, client_logs: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """The service app in this process, its model store pointed at the built one and its logs
+    at `client_logs` (MLOPS_LOG_DIR, read when the service starts: set only for that, so the
+    servers other tests start do not inherit it)."""
     from bentoml._internal.configuration.containers import BentoMLContainer
     from bentoml._internal.models import ModelStore
 
@@ -110,8 +134,13 @@ def client(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
     BentoMLContainer.model_store.set(ModelStore(built.home / "models"))
     try:
-        with TestClient(service.ModelService.to_asgi()) as test_client:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(LOG_DIR_ENV, str(client_logs))
+            test_client = TestClient(service.ModelService.to_asgi()).__enter__()
+        try:
             yield test_client
+        finally:
+            test_client.__exit__(None, None, None)
     finally:
         BentoMLContainer.model_store.reset()
         if saved is None:
@@ -356,6 +385,60 @@ def bad_inputs() -> dict[str, Bad]:
         "/predict", lambda: _batch([one_record(), _with(**{first_required: {"a": 1}})]), 400,
         ("records", 1, first_required), None,
     )  # fmt: skip
+    return cases | feedback_bad_inputs()
+
+
+def good_feedback(**changes: Any) -> dict[str, Any]:
+    """A valid /feedback body for the example's first record."""
+    body = {KEY: keys([one_record()])[0], "reason": service.REASONS[0], "comment": "not churning"}
+    body.update(changes)
+    return body
+
+
+def feedback_bad_inputs() -> dict[str, Bad]:
+    """/feedback: each bad body a 400 naming the field (the key typed like the table's key)."""
+    fb, max_chars = "/feedback", service.SETTINGS.feedback_max_chars
+    key_is_text = TABLE.id is not None and TABLE.id.dtype == "str"
+    wrong_key: Any = 12345678 if key_is_text else "12"
+    without_key = {k: v for k, v in good_feedback().items() if k != KEY}
+    cases = {
+        "feedback: key of the wrong type": Bad(
+            fb, lambda: good_feedback(**{KEY: wrong_key}), 400, (KEY,),
+            "string_type" if key_is_text else "int_type",
+        ),
+        "feedback: boolean key": Bad(fb, lambda: good_feedback(**{KEY: True}), 400, (KEY,), None),
+        "feedback: no key": Bad(fb, lambda: without_key, 400, (KEY,), "missing"),
+        "feedback: unknown reason": Bad(
+            fb, lambda: good_feedback(reason="__not_a_reason__"), 400, ("reason",), "literal_error"
+        ),
+        "feedback: no reason": Bad(
+            fb, lambda: {KEY: good_feedback()[KEY]}, 400, ("reason",), "missing"
+        ),
+        "feedback: comment over the bound": Bad(
+            fb, lambda: good_feedback(comment="x" * (max_chars + 1)), 400, ("comment",),
+            "string_too_long",
+        ),
+        "feedback: comment not text": Bad(
+            fb, lambda: good_feedback(comment=["a"]), 400, ("comment",), "string_type"
+        ),
+        "feedback: unknown field": Bad(
+            fb, lambda: good_feedback(score=0.5), 400, ("score",), "extra_forbidden"
+        ),
+        "feedback: malformed request id": Bad(
+            fb, lambda: good_feedback(request_id="not hex"), 400, ("request_id",),
+            "string_pattern_mismatch",
+        ),
+        "feedback: body is a list": Bad(fb, lambda: [good_feedback()], 400, (), "model_type"),
+        "feedback: malformed JSON": Bad(fb, lambda: b'{"reason": ', 400, (), "json_invalid"),
+    }  # fmt: skip
+    if TABLE.id is not None and TABLE.id.pattern:
+        cases["feedback: key not matching the id pattern"] = Bad(
+            fb, lambda: good_feedback(**{KEY: "?!"}), 400, (KEY,), "string_pattern_mismatch"
+        )
+    if TABLE.id is None:
+        cases["feedback: negative row"] = Bad(
+            fb, lambda: good_feedback(**{KEY: -1}), 400, (KEY,), "greater_than_equal"
+        )
     return cases
 
 
@@ -427,6 +510,146 @@ def test_largest_allowed_batch_is_served(client: TestClient, built: Built) -> No
     response = client.post("/predict", json={"records": records})
     assert response.status_code == 200, response.text[:500]
     assert len(response.json()) == service.MAX_BATCH_RECORDS
+
+
+# --- in process: prediction logs and /feedback ---------------------------------------------
+
+REQUEST_ID_HEADER = "x-bentoml-request-id"
+LOG_WAIT_S = 30  # the writer thread is behind by milliseconds; this only bounds a failure
+
+
+def logged(directory: Path, name: str = PREDICTIONS_FILE) -> list[dict[str, Any]]:
+    """Every complete line of a log and its rotated files, oldest first, each checked against
+    its event model (the format is strict: extra="forbid")."""
+    model = PredictionEvent if name == PREDICTIONS_FILE else FeedbackEvent
+    lines = []
+    for path in log_files(directory, name):
+        text = path.read_text(encoding="utf-8")
+        lines += text[: text.rfind("\n") + 1].splitlines()  # the last one may be half written
+    for line in lines:
+        model.model_validate_json(line)
+    return [json.loads(line) for line in lines]
+
+
+def wait_logged(
+    directory: Path, request_ids: list[str], per_request: int, name: str = PREDICTIONS_FILE
+) -> list[dict[str, Any]]:
+    """The lines of these requests, once each has `per_request` (or when the wait is over)."""
+    wanted = set(request_ids)
+    deadline = time.monotonic() + LOG_WAIT_S
+    while True:
+        mine = [e for e in logged(directory, name) if e.get("request_id") in wanted]
+        if len(mine) >= per_request * len(wanted) or time.monotonic() > deadline:
+            return mine
+        time.sleep(0.05)
+
+
+def received(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's fields as the service logs them: every input field, omitted ones null."""
+    return contract.Record.model_validate(record).model_dump()
+
+
+def assert_logged_as_answered(
+    events: list[dict[str, Any]], records: list[dict[str, Any]], answers: list[dict[str, Any]],
+    endpoint: str, version: str,
+) -> None:  # fmt: skip
+    """One champion line per answered record, in order: key, probability (bitwise: both are
+    the same float's JSON), decision, model version, the input as received."""
+    assert len(events) == len(answers), f"{len(events)} lines for {len(answers)} answers"
+    for event, record, answer in zip(events, records, answers, strict=True):
+        assert event["role"] == "champion"
+        assert event["endpoint"] == endpoint
+        assert event["key"] == answer[KEY]
+        assert event["probability"] == answer["probability"]
+        assert event["contact"] == answer["contact"]
+        assert event["model_version"] == answer["model_version"] == version
+        assert event["features"] == received(record)
+
+
+def test_predict_logs_each_answered_record_under_the_request_id(
+    client: TestClient, client_logs: Path, built: Built
+) -> None:
+    records = example()["records"]
+    response = client.post("/predict", json={"records": records})
+    assert response.status_code == 200, response.text
+    request_id = response.headers[REQUEST_ID_HEADER]
+    events = wait_logged(client_logs, [request_id], len(records))
+    assert_logged_as_answered(events, records, response.json(), "predict", built.card.version)
+    stamps = {datetime.fromisoformat(e["ts"]) for e in events}
+    assert len(stamps) == 1, "one model call, one time"
+    assert stamps.pop().utcoffset() == timedelta(0), "UTC"
+    # The top reasons beside each prediction: /explain's own contributions.
+    top_k = load_params(built.repo / "params.yaml").service.log_reasons
+    assert top_k > 0
+    explained = client.post("/explain", json={"records": records, "top_k": top_k}).json()
+    for event, answer in zip(events, explained, strict=True):
+        logged_reasons = [(r["feature"], r["contribution"]) for r in event["reasons"]]
+        shown = [(c["feature"], round(c["contribution"], 6)) for c in answer["contributions"]
+                 if c["feature"] in TABLE.feature_names]  # fmt: skip
+        assert logged_reasons == shown[:top_k]
+
+
+def test_predict_one_logs_each_record_under_its_own_request_id(
+    client: TestClient, client_logs: Path, built: Built
+) -> None:
+    records = example()["records"]
+    responses = [client.post("/predict_one", json=r) for r in records]
+    assert {r.status_code for r in responses} == {200}
+    ids = [r.headers[REQUEST_ID_HEADER] for r in responses]
+    assert len(set(ids)) == len(ids)
+    events = wait_logged(client_logs, ids, 1)
+    by_id = {e["request_id"]: e for e in events}
+    assert len(by_id) == len(events) == len(ids), "one line per request"
+    assert_logged_as_answered(
+        [by_id[i] for i in ids], records, [r.json() for r in responses], "predict_one",
+        built.card.version,
+    )  # fmt: skip
+
+
+def test_rejected_requests_log_no_prediction(client: TestClient, client_logs: Path) -> None:
+    response = client.post("/predict", json=_batch([one_record(), _with(**{KEY: None})]))
+    assert response.status_code == 400
+    rejected = response.headers[REQUEST_ID_HEADER]
+    after = client.post("/predict_one", json=one_record()).headers[REQUEST_ID_HEADER]
+    assert wait_logged(client_logs, [after], 1), "the request after it is logged"
+    # One writer, first in first out: lines of the rejected request would be there by now.
+    assert not [e for e in logged(client_logs) if e["request_id"] == rejected]
+
+
+def test_feedback_is_acknowledged_and_logged(
+    client: TestClient, client_logs: Path, built: Built
+) -> None:
+    scored = client.post("/predict_one", json=one_record())
+    request_id = scored.headers[REQUEST_ID_HEADER]
+    longest = "é" * service.SETTINGS.feedback_max_chars  # the bound counts characters
+    body = good_feedback(reason=service.REASONS[-1], comment=longest, request_id=request_id)
+    response = client.post("/feedback", json=body)
+    assert response.status_code == 200, response.text
+    receipt = response.json()
+    assert receipt[KEY] == body[KEY]
+    assert receipt["reason"] == body["reason"]
+    assert receipt["model_version"] == built.card.version
+    (event,) = wait_logged(client_logs, [request_id], 1, FEEDBACK_FILE)
+    assert event == {
+        "ts": receipt["received_at"], "key": body[KEY], "reason": body["reason"],
+        "comment": longest, "model_version": built.card.version, "request_id": request_id,
+    }  # fmt: skip
+    minimal = client.post("/feedback", json={KEY: body[KEY], "reason": service.REASONS[0]})
+    assert minimal.status_code == 200, minimal.text
+    assert read_feedback(client_logs)["reason"].tolist()[-1] == service.REASONS[0]
+
+
+def test_feedback_reasons_and_bound_come_from_params(client: TestClient) -> None:
+    spec = client.get("/docs.json").json()
+    body = spec["paths"]["/feedback"]["post"]["requestBody"]
+    assert body["required"] is True
+    schema = body["content"]["application/json"]["schema"]
+    props = schema["properties"]
+    params = load_params(ROOT / "params.yaml").service
+    assert props["reason"]["enum"] == list(params.feedback_reasons)
+    assert props["comment"]["maxLength"] == params.feedback_max_chars
+    assert set(schema["required"]) == {KEY, "reason"}
+    assert schema["additionalProperties"] is False
 
 
 # --- the bento ------------------------------------------------------------------------------
@@ -534,6 +757,52 @@ def test_tampered_stored_model_is_refused_before_unpickling(
         service._load(stored)
 
 
+def _edit_json(path: Path, key: str, value: Any) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data[key] = value
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def _edit_store_metadata(entry: Path) -> None:
+    meta = entry / "model.yaml"
+    info = yaml.safe_load(meta.read_text(encoding="utf-8"))
+    info["metadata"][service.LINEAGE_SHA256_KEY] = "0" * 64
+    meta.write_text(yaml.safe_dump(info), encoding="utf-8")
+
+
+# Everything the service trusts, each edited on its own: every edit must stop the load.
+EDITS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "the threshold in the card": (
+        lambda d: _edit_json(d / service.CARD_FILE, "threshold", 0.99),
+        "threshold 0.99 differs from the model's own",
+    ),
+    "another field of the card": (
+        lambda d: _edit_json(d / service.CARD_FILE, "n_train", 1),
+        "the card was changed",
+    ),
+    "the lineage": (
+        lambda d: _edit_json(d / service.LINEAGE_FILE, "git_commit", "0" * 40),
+        "the lineage was changed",
+    ),
+    "the lineage hash in the store entry": (_edit_store_metadata, "the lineage was changed"),
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS), ids=list(EDITS))
+def test_every_trusted_file_is_covered_by_the_hash_chain(
+    built: Built, tmp_path: Path, edit: str
+) -> None:
+    from bentoml._internal.models import ModelStore
+
+    shutil.copytree(built.home / "models", tmp_path / "models")
+    stored = ModelStore(tmp_path / "models").get(built.info["model_tag"])
+    change, message = EDITS[edit]
+    change(Path(stored.path))
+    stored = ModelStore(tmp_path / "models").get(built.info["model_tag"])  # re-read model.yaml
+    with pytest.raises(ModelIntegrityError, match=message):
+        service._load(stored)
+
+
 # --- a real server --------------------------------------------------------------------------
 
 
@@ -611,6 +880,51 @@ def test_predict_one_batches_concurrent_callers_and_routes_answers_back(
     )
 
 
+def server_logs(server: Server, built: Built) -> Path:
+    """Where a bento served by `start_server` logs by default: params.yaml `service.log_dir`
+    under its BENTOML_HOME (BentoML makes the bento's own src/ the working directory)."""
+    log_dir = load_params(built.repo / "params.yaml").service.log_dir
+    return server.log.parent / "empty_bentoml_home" / log_dir
+
+
+def score_concurrently(
+    url: str, records: list[dict[str, Any]], workers: int = 32
+) -> tuple[httpx.Response, list[httpx.Response]]:
+    """/predict with all the records, and /predict_one for each from `workers` callers at once
+    (so the batcher merges records of different requests into one model call)."""
+    with httpx.Client(
+        base_url=url, timeout=60, limits=httpx.Limits(max_connections=workers)
+    ) as http:
+        batch = http.post("/predict", json={"records": records})
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            ones = list(pool.map(lambda r: http.post("/predict_one", json=r), records))
+    assert batch.status_code == 200, batch.text
+    assert {r.status_code for r in ones} == {200}, [r.text for r in ones if r.status_code != 200]
+    return batch, ones
+
+
+def test_served_bento_logs_what_it_answered_champion_only(server: Server, built: Built) -> None:
+    params = load_params(built.repo / "params.yaml")
+    test = storage.read_table(built.repo / params.paths.test)
+    records = json.loads(test.loc[:, [c.name for c in TABLE.input_columns]].head(64).to_json(
+        orient="records"
+    ))  # fmt: skip
+    batch, ones = score_concurrently(server.url, records)
+    logs = server_logs(server, built)
+    batch_id = batch.headers[REQUEST_ID_HEADER]
+    events = wait_logged(logs, [batch_id], len(records))
+    assert_logged_as_answered(events, records, batch.json(), "predict", built.card.version)
+    ids = [r.headers[REQUEST_ID_HEADER] for r in ones]
+    assert len(set(ids)) == len(ids), "each /predict_one caller has its own request id"
+    by_id = {e["request_id"]: e for e in wait_logged(logs, ids, 1)}
+    assert len(by_id) == len(ids)
+    assert_logged_as_answered(
+        [by_id[i] for i in ids], records, [r.json() for r in ones], "predict_one",
+        built.card.version,
+    )  # fmt: skip
+    assert {e["role"] for e in logged(logs)} == {"champion"}, "no challenger, no other lines"
+
+
 def test_tampered_model_stops_the_server_with_a_clear_message(built: Built, tmp_path: Path) -> None:
     bento_dir = unpack_bento(built.archive, tmp_path / "bento")
     version = built.card.version
@@ -619,17 +933,292 @@ def test_tampered_model_stops_the_server_with_a_clear_message(built: Built, tmp_
     payload = bytearray(model_file.read_bytes())
     payload[-100] ^= 0x01
     model_file.write_bytes(bytes(payload))
-    # BENTOML_CONTAINERIZED: do not respawn a failed worker (as in a container).
-    server = start_server(bento_dir, tmp_path, BENTOML_CONTAINERIZED="true")
+    # A plain `bentoml serve`, as `make serve` runs it: no BENTOML_CONTAINERIZED from outside.
+    started = time.monotonic()
+    server = start_server(bento_dir, tmp_path)
     try:
-        code = server.process.wait(timeout=SERVE_TIMEOUT_S)
+        code = server.process.wait(timeout=STOP_WITHIN_S)
     except subprocess.TimeoutExpired:
         stop_server(server)
-        raise AssertionError(f"server kept running:\n{server.output()[-3000:]}") from None
+        raise AssertionError(
+            f"server still running after {STOP_WITHIN_S} s:\n{server.output()[-3000:]}"
+        ) from None
     output = server.output()
+    assert time.monotonic() - started <= STOP_WITHIN_S
     assert code != 0
     assert "refusing to serve" in output
     assert "does not match" in output
     assert built.card.sha256 in output
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{server.url}/readyz", timeout=2)
+
+
+# --- a shadow challenger --------------------------------------------------------------------
+
+
+@dataclass
+class Shadow:
+    """A second model trained in the copy and the bento `make bento CHALLENGER=` built with it."""
+
+    info: dict[str, Any]
+    model_file: Path
+    card_file: Path
+
+    @property
+    def card(self) -> ModelCard:
+        return ModelCard.read(self.card_file)
+
+    def probabilities(self, records: list[dict[str, Any]]) -> np.ndarray:
+        model = load_model(self.model_file, self.card_file)
+        return model.probability(
+            contract.records_frame([contract.Record.model_validate(r) for r in records])
+        )
+
+
+def _train_challenger(built: Built, folder: Path) -> tuple[Path, Path]:
+    """The champion's recipe with another learning rate (or C): other probabilities."""
+    raw = yaml.safe_load((built.repo / "params.yaml").read_text(encoding="utf-8"))
+    kind = raw["model"]["kind"]
+    knobs = raw["model"][kind]
+    if kind == "hist_gradient_boosting":
+        knobs["learning_rate"] = min(1.0, knobs["learning_rate"] * 2)
+    else:
+        knobs["C"] = knobs["C"] * 10
+    variant = folder / "params.yaml"
+    variant.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    paths = raw["paths"]
+    model_file, card_file = (
+        folder / Path(paths["model"]).name,
+        folder / Path(paths["model_card"]).name,
+    )
+    built.project.python(
+        "-m", "mlops_template.pipeline.train", "--params", str(variant), "--train",
+        paths["train"], "--model", str(model_file), "--card", str(card_file),
+    )  # fmt: skip
+    return model_file, card_file
+
+
+@pytest.fixture(scope="module")
+def shadow(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Shadow:
+    model_file, card_file = _train_challenger(built, tmp_path_factory.mktemp("challenger"))
+    built.project.make(
+        "bento", f"CHALLENGER={model_file}", "BENTO_INFO=build/shadow.json",
+        "BENTO_ARCHIVE=build/shadow.bento",
+    )  # fmt: skip
+    info = json.loads((built.repo / "build" / "shadow.json").read_text(encoding="utf-8"))
+    return Shadow(info, model_file, card_file)
+
+
+@pytest.fixture(scope="module")
+def shadow_server(
+    built: Built, shadow: Shadow, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The challenger bento served with its logs moved by MLOPS_LOG_DIR (as in a container)."""
+    workdir = tmp_path_factory.mktemp("serve_shadow")
+    bento_dir = unpack_bento(built.repo / shadow.info["archive"], workdir / "bento")
+    running = start_server(bento_dir, workdir, **{LOG_DIR_ENV: str(workdir / "logs")})
+    try:
+        wait_server_ready(running)
+        yield running
+    finally:
+        stop_server(running)
+
+
+def test_challenger_bento_carries_both_models_and_says_which(built: Built, shadow: Shadow) -> None:
+    project = load_params(built.repo / "params.yaml").project
+    champion, challenger = built.card, shadow.card
+    assert challenger.sha256 != champion.sha256
+    challenger_tag = f"{service.CHALLENGER_MODEL_NAME}:{challenger.version}"
+    assert shadow.info["model_tag"] == built.info["model_tag"]
+    assert shadow.info["challenger_tag"] == challenger_tag
+    assert built.info["challenger_tag"] is None, "off by default"
+    assert shadow.info["tag"] == (
+        f"{project.service_name}:{champion.version}-shadow-{challenger.version}"
+    )
+    assert shadow.info["challenger_version"] == challenger.version
+    members = _archive_members(built.repo / shadow.info["archive"])
+    entry = f"models/{service.CHALLENGER_MODEL_NAME}/{challenger.version}"
+    assert f"{entry}/{service.MODEL_FILE}" in members
+    assert f"{entry}/{service.CARD_FILE}" in members
+    assert f"models/{project.model_name}/{champion.version}/{service.MODEL_FILE}" in members
+    with tarfile.open(built.repo / shadow.info["archive"]) as tar:
+
+        def read(name: str) -> bytes:
+            handle = tar.extractfile(f"./{name}")
+            assert handle is not None
+            return handle.read()
+
+        assert (
+            hashlib.sha256(read(f"{entry}/{service.MODEL_FILE}")).hexdigest() == challenger.sha256
+        )
+        tags = json.loads(read(f"src/{service.SERVING_MODELS_FILE.as_posix()}"))
+        bento_yaml = yaml.safe_load(read("bento.yaml"))
+        model_card = read("src/MODEL_CARD.md").decode()
+    assert tags == {"champion": built.info["model_tag"], "challenger": challenger_tag}
+    assert bento_yaml["labels"]["challenger_version"] == challenger.version
+    assert bento_yaml["labels"]["challenger_sha256"] == challenger.sha256
+    assert "Shadow challenger" in model_card
+    assert challenger.version in model_card
+    plain = _archive_members(built.archive)
+    assert not any(n.startswith(f"models/{service.CHALLENGER_MODEL_NAME}/") for n in plain)
+
+
+def test_shadow_challenger_is_logged_beside_the_champion_never_answered(
+    shadow_server: Server, built: Built, shadow: Shadow
+) -> None:
+    params = load_params(built.repo / "params.yaml")
+    test = storage.read_table(built.repo / params.paths.test)
+    records = json.loads(test.loc[:, [c.name for c in TABLE.input_columns]].head(48).to_json(
+        orient="records"
+    ))  # fmt: skip
+    champion = expected_probabilities(built, records)
+    challenger = shadow.probabilities(records)
+    assert not np.array_equal(champion, challenger), "the test needs a challenger that differs"
+    batch, ones = score_concurrently(shadow_server.url, records)
+    np.testing.assert_array_equal([a["probability"] for a in batch.json()], champion)
+    np.testing.assert_array_equal([r.json()["probability"] for r in ones], champion)
+    assert {a["model_version"] for a in batch.json()} == {built.card.version}
+    logs = shadow_server.log.parent / "logs"  # MLOPS_LOG_DIR
+    batch_id = batch.headers[REQUEST_ID_HEADER]
+    ids = [r.headers[REQUEST_ID_HEADER] for r in ones]
+    events = wait_logged(logs, [batch_id, *ids], 2)
+    for role, version, expected in (
+        ("champion", built.card.version, champion),
+        ("challenger", shadow.card.version, challenger),
+    ):
+        mine = [e for e in events if e["role"] == role]
+        assert {e["model_version"] for e in mine} == {version}
+        in_batch = [e for e in mine if e["request_id"] == batch_id]
+        assert [e["key"] for e in in_batch] == [a[KEY] for a in batch.json()]
+        assert [e["probability"] for e in in_batch] == expected.tolist()
+        threshold = (built.card if role == "champion" else shadow.card).threshold
+        assert [e["contact"] for e in in_batch] == [bool(p >= threshold) for p in expected]
+        by_id = {e["request_id"]: e for e in mine if e["endpoint"] == "predict_one"}
+        assert [by_id[i]["probability"] for i in ids] == expected.tolist()
+        assert [by_id[i]["key"] for i in ids] == [r.json()[KEY] for r in ones]
+    meta = httpx.post(f"{shadow_server.url}/metadata", timeout=30).json()
+    assert meta["model_tag"] == built.info["model_tag"]
+    assert meta["challenger_tag"] == shadow.info["challenger_tag"]
+    assert meta["challenger"] == shadow.card.model_dump(mode="json")
+
+
+def test_tampered_challenger_stops_the_server_like_a_tampered_champion(
+    built: Built, shadow: Shadow, tmp_path: Path
+) -> None:
+    bento_dir = unpack_bento(built.repo / shadow.info["archive"], tmp_path / "bento")
+    entry = bento_dir / "models" / service.CHALLENGER_MODEL_NAME / shadow.card.version
+    model_file = entry / service.MODEL_FILE
+    payload = bytearray(model_file.read_bytes())
+    payload[-100] ^= 0x01
+    model_file.write_bytes(bytes(payload))
+    server = start_server(bento_dir, tmp_path)
+    try:
+        code = server.process.wait(timeout=STOP_WITHIN_S)
+    except subprocess.TimeoutExpired:
+        stop_server(server)
+        raise AssertionError(
+            f"server still running after {STOP_WITHIN_S} s:\n{server.output()[-3000:]}"
+        ) from None
+    output = server.output()
+    assert code != 0
+    assert "refusing to serve" in output
+    assert "does not match" in output
+    assert shadow.card.sha256 in output
+
+
+def test_challenger_given_as_a_store_tag_or_refused_with_the_reason(built: Built) -> None:
+    check = (
+        "import sys; from mlops_template.core.params import load_params; "
+        "from mlops_template.serving.build.bento import challenger_files; "
+        "print(*challenger_files(sys.argv[1], load_params()), sep='\\n')"
+    )
+    tag = built.info["model_tag"]  # any model of the store: here the champion's entry
+    found = built.project.python("-c", check, tag).stdout.split()
+    assert found[2] == f"bentoml:{tag}"
+    assert Path(found[0]).name == service.MODEL_FILE
+    assert Path(found[1]).name == service.CARD_FILE
+    missing = built.project.python("-c", check, "no_such_model:0123", check=False)
+    assert missing.returncode != 0
+    assert "CHALLENGER=no_such_model:0123" in missing.stderr
+    params = load_params(built.repo / "params.yaml")
+    itself = built.project.make(
+        "bento", f"CHALLENGER={params.paths.model}", "BENTO_INFO=build/itself.json",
+        "BENTO_ARCHIVE=build/itself.bento", check=False,
+    )  # fmt: skip
+    assert itself.returncode != 0
+    assert "is the champion itself" in itself.stdout + itself.stderr
+
+
+# --- a real server under abuse ---------------------------------------------------------------
+
+
+def _raw_post(url: str, head: bytes, body: bytes = b"{}", timeout: float = 30) -> bytes:
+    """A POST written by hand (headers a client library would refuse to send)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+        conn.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\n" + head
+            + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+        )  # fmt: skip
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    return data
+
+
+@pytest.mark.parametrize(
+    "header", [b"Content-Type: \xff\xfe/json", b"Content-Type: application/json; charset=\xff"]
+)
+def test_non_utf8_content_type_gets_415_and_no_traceback(server: Server, header: bytes) -> None:
+    before = server.output().count("Traceback")
+    reply = _raw_post(server.url, header)
+    status, _, body = reply.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 415"), reply[:200]
+    assert json.loads(body)["error"].startswith("Content-Type must be application/json")
+    assert httpx.post(f"{server.url}/predict_one", json=one_record(), timeout=30).status_code == 200
+    assert server.output().count("Traceback") == before, server.output()[-2000:]
+
+
+def test_slow_senders_get_408_and_never_starve_valid_requests(server: Server) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    slow = []
+    for _ in range(service.MAX_CONCURRENCY + 44):  # more than the concurrency limit
+        conn = socket.create_connection((host, int(port)), timeout=60)
+        conn.sendall(
+            b"POST /predict_one HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"partial'
+        )
+        slow.append(conn)
+    started, statuses = time.monotonic(), []
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            while time.monotonic() - started < service.BODY_TIMEOUT_S + 3:
+                statuses.append(http.post("/predict_one", json=one_record()).status_code)
+                time.sleep(0.5)
+        answers = []
+        for conn in slow:
+            answers.append(conn.recv(4096).split(b"\r\n", 1)[0])
+        elapsed = time.monotonic() - started
+    finally:
+        for conn in slow:
+            conn.close()
+    assert set(statuses) == {200}, statuses
+    assert set(answers) == {b"HTTP/1.1 408 Request Timeout"}, set(answers)
+    assert elapsed < service.BODY_TIMEOUT_S + 10
+
+
+def test_openapi_document_matches_the_service_under_schemathesis(
+    server: Server, tmp_path: Path
+) -> None:
+    """Generated requests (seeded, all checks) against the real server: no failure at all."""
+    proc = subprocess.run(
+        [str(VENV_BIN / "schemathesis"), "run", f"{server.url}/docs.json", "--checks", "all",
+         "--max-examples", "300", "--seed", "42", "--workers", "2", "--no-color"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    generated = re.search(r"(\d+) generated, (\d+) passed", output)
+    assert generated, output[-2000:]
+    assert int(generated.group(1)) >= 1000
+    assert generated.group(1) == generated.group(2)

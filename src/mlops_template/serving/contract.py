@@ -39,8 +39,11 @@ from pydantic_core import PydanticCustomError
 
 from mlops_template.core.schema import TABLE
 from mlops_template.core.table import Column, Kind, Table
+from mlops_template.serving.openapi import oas30_nullable
 
-_RECORD_CONFIG: Final = ConfigDict(extra="forbid", strict=True, frozen=True)
+_RECORD_CONFIG: Final = ConfigDict(
+    extra="forbid", strict=True, frozen=True, json_schema_extra=oas30_nullable
+)
 
 
 def _integer(value: Any) -> Any:

@@ -36,6 +36,7 @@ from mlops_template.core.repo import git_or_none
 log = logging.getLogger(__name__)
 
 BENTO_INFO: Final = Path("build/bento.json")  # written by `make bento`: {"tag", "path", ...}
+BASE_IMAGE_FILE: Final = Path("docker/base-image/Dockerfile")  # its one FROM line
 CONTEXT_BENTO: Final = Path("build/container/bento")
 REGISTRY: Final = "ghcr.io"
 
@@ -85,6 +86,18 @@ def bento_lineage(bento: Path) -> Lineage:
     return Lineage.model_validate_json(found[0].read_bytes())
 
 
+def base_image(path: Path = BASE_IMAGE_FILE) -> str:
+    """The pinned base image (the FROM of docker/base-image/Dockerfile)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found (it names the serving image's base)") from None
+    froms = [line.split()[1] for line in lines if line.startswith("FROM ")]
+    if len(froms) != 1 or "@sha256:" not in froms[0]:
+        raise InputError(f"{path}: expected one FROM line with an image pinned by digest")
+    return froms[0]
+
+
 def bento_version(bento: Path) -> str:
     info = yaml.safe_load((bento / "bento.yaml").read_text(encoding="utf-8"))
     return f"{info['name']}:{info['version']}"
@@ -112,6 +125,7 @@ def build_args(bento: Path, params: Params) -> dict[str, str]:
     created = commit_time(lineage.git_commit)
     project = params.project
     args = {
+        "BASE_IMAGE": os.environ.get("BASE_IMAGE") or base_image(),
         "TITLE": project.image_name,
         "SOURCE": source_url(),
         "REVISION": lineage.git_commit or "",
@@ -141,7 +155,12 @@ def image_name(repository: str) -> str:
 
 
 def github_output(bento: Path, out: Path, params: Params) -> dict[str, str]:
-    """Outputs for the release workflow: build args, image name, tags, SOURCE_DATE_EPOCH."""
+    """Outputs for the release workflow: build args, image name, tags, SOURCE_DATE_EPOCH.
+
+    `push-tag` (the commit) is pushed first and the image is then handled by digest only;
+    the human-facing `promote-tags` (`:model-<version>`, `:latest`) move to that digest only
+    after its SBOM, provenance and signature exist (`make promote-tags`).
+    """
     repository = os.environ.get("GITHUB_REPOSITORY")
     if not repository:
         raise InputError("GITHUB_REPOSITORY is not set (this runs in GitHub Actions)")
@@ -149,13 +168,15 @@ def github_output(bento: Path, out: Path, params: Params) -> dict[str, str]:
     image = image_name(repository)
     revision = args["REVISION"] or (git_or_none(Path.cwd(), "rev-parse", "HEAD") or "")
     created = commit_time(revision)
-    tags = [f"{image}:{revision}", f"{image}:model-{args['MODEL_VERSION']}", f"{image}:latest"]
     outputs = {
         "image": image,
         "model-version": args["MODEL_VERSION"],
+        "model-sha256": args["MODEL_SHA256"],
+        "revision": revision,
         "source-date-epoch": str(int(created.timestamp())) if created else "0",
         "build-args": "\n".join(f"{k}={v}" for k, v in args.items()),
-        "tags": "\n".join(tags),
+        "push-tag": f"{image}:{revision}",
+        "promote-tags": f"{image}:model-{args['MODEL_VERSION']}\n{image}:latest",
     }
     with out.open("a", encoding="utf-8") as fh:
         for key, value in outputs.items():
@@ -167,7 +188,9 @@ def github_output(bento: Path, out: Path, params: Params) -> dict[str, str]:
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["context", "build-args", "github-output", "image-name"])
+    p.add_argument(
+        "action", choices=["context", "build-args", "github-output", "image-name", "base-image"]
+    )
     p.add_argument("--bento-info", type=Path, default=BENTO_INFO, help="written by make bento")
     p.add_argument("--bento", type=Path, default=CONTEXT_BENTO, help="unpacked bento dir")
 
@@ -175,6 +198,8 @@ def _args(p: argparse.ArgumentParser) -> None:
 def _main(args: argparse.Namespace, params: Params) -> None:
     if args.action == "image-name":  # the Makefile's default IMAGE
         sys.stdout.write(f"{params.project.image_name}:dev\n")
+    elif args.action == "base-image":
+        sys.stdout.write(base_image() + "\n")
     elif args.action == "context":
         tag, archive = read_bento_info(args.bento_info)
         unpack_bento(archive, args.bento)
@@ -187,7 +212,7 @@ def _main(args: argparse.Namespace, params: Params) -> None:
         if not out:
             raise InputError("GITHUB_OUTPUT is not set (this runs in GitHub Actions)")
         outputs = github_output(args.bento, Path(out), params)
-        log.info("image %s, tags:\n%s", outputs["image"], outputs["tags"])
+        log.info("image %s, pushed as %s", outputs["image"], outputs["push-tag"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,18 +14,22 @@ floors and params.yaml `gate.on_schema_change`.
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
-from mlops_template.core import catalog, gate, metrics
+from mlops_template.core import catalog, gate, metrics, uncertainty
 from mlops_template.core import io as files
 from mlops_template.core.errors import InputError, ModelIntegrityError
-from mlops_template.core.model import LoadedModel
+from mlops_template.core.model import LoadedModel, load_model
 from mlops_template.core.params import Gate, Params
 from mlops_template.core.schema import TABLE
 from mlops_template.core.table import Table
@@ -90,6 +94,10 @@ class Comparison:
     data: list[DataRow]
     segments: list[SegmentRow]
     misses: list[str]  # the gate's verdict: empty = pass
+    # Paired bootstrap of the guarded metrics' differences on the shared test set (None: not
+    # computed, `uncertainty_note` says why).
+    uncertainty: uncertainty.PairedBootstrap | None = None
+    uncertainty_note: str = ""
 
     @property
     def passed(self) -> bool:
@@ -310,9 +318,47 @@ def build(
 ) -> Comparison:
     """Compare the workspace (after `dvc repro`) with `base_rev`; raises RevisionError."""
     branch = revision.workspace(root, params)
-    base, reasons = revision.load_base(
-        root, base_rev, base_name, branch, reproduce_if_needed=reproduce_if_needed
+    return against(
+        root,
+        branch,
+        lambda: files.read_table(root / params.paths.test),
+        base_rev,
+        base_name,
+        params,
+        reproduce_if_needed=reproduce_if_needed,
+        table=table,
+        branch_model=lambda: load_model(
+            root / params.paths.model, root / params.paths.model_card, table
+        ),
     )
+
+
+def against(
+    root: Path,
+    branch: Side,
+    branch_test: Callable[[], pd.DataFrame],
+    base_rev: str,
+    base_name: str,
+    params: Params,
+    *,
+    reproduce_if_needed: bool = True,
+    table: Table = TABLE,
+    branch_model: Callable[[], LoadedModel] | None = None,
+) -> Comparison:
+    """Compare `branch` (the workspace, or any revision read with `revision.committed`, as the
+    audit pack does) with `base_rev`; `branch_test` reads `branch`'s test set, for re-scoring
+    the base model on it. With `branch_model` (loads `branch`'s model), the differences also
+    get their paired-bootstrap intervals. Raises RevisionError."""
+    branch_test = functools.cache(branch_test)  # read once: re-scoring and the bootstrap
+    base, reasons = revision.load_base(
+        root,
+        base_rev,
+        base_name,
+        branch,
+        reproduce_if_needed=reproduce_if_needed,
+        with_model=branch_model is not None,
+    )
+    base_model: LoadedModel | None = None
     base_metrics, base_plots = base.side.metrics, base.side.plots
     changes = schema_diff(base.side.schema, branch.schema)
     not_comparable = (
@@ -321,10 +367,10 @@ def build(
     if reasons and not_comparable is None:
         assert base.model is not None  # load_base fetches it whenever there are reasons
         try:
-            model = base.model.load(table)
+            model = base_model = base.model.load(table)
             log.info("re-scoring the %s model on this branch's test set: %s", base_name, reasons)
-            test = files.read_table(root / params.paths.test)
-            base_metrics, rescored = rescore(test, model, params)
+            with threadpool_limits(limits=params.model.n_threads):  # see paired_bootstrap
+                base_metrics, rescored = rescore(branch_test(), model, params)
         except (ModelIntegrityError, InputError, KeyError, ValueError) as exc:
             not_comparable = f"the {base_name} model cannot score this branch's test set: {exc}"
             log.warning("%s; comparing each side's recorded metrics instead", not_comparable)
@@ -333,6 +379,17 @@ def build(
             base_plots = Plots(rescored.roc, importance, rescored.confusion)
     if not_comparable is not None:
         reasons = []
+    paired, note = None, "no model of this branch was given to score"
+    if not_comparable is not None:
+        note = "the two models were not scored on the same test set"
+    elif branch_model is not None:
+        paired, note = paired_bootstrap(
+            base, base_model, branch_model, branch_test, params, table, base_name
+        )
+    misses = verdict(branch.metrics, base_metrics, params, base_name, not_comparable)
+    misses += gate.check_significance(
+        paired, params.gate, params.uncertainty.primary, base_name, note
+    )
     noun = params.project.label_noun
     return Comparison(
         base=base.side,
@@ -346,5 +403,46 @@ def build(
         params=params_diff(base.side.params, branch.params),
         data=data_rows(base.side, branch, noun),
         segments=segment_rows(base_metrics, branch.metrics, params.gate),
-        misses=verdict(branch.metrics, base_metrics, params, base_name, not_comparable),
+        misses=misses,
+        uncertainty=paired,
+        uncertainty_note=note,
     )
+
+
+def paired_bootstrap(
+    base: revision.Base,
+    base_model: LoadedModel | None,
+    branch_model: Callable[[], LoadedModel],
+    branch_test: Callable[[], pd.DataFrame],
+    params: Params,
+    table: Table,
+    base_name: str,
+) -> tuple[uncertainty.PairedBootstrap | None, str]:
+    """Both models scored on this branch's test set, and the paired bootstrap of their
+    differences; or None and why not (the comparison goes on without it)."""
+    try:
+        if base_model is None:
+            if base.model is None:
+                return None, f"the {base_name} model is not in the DVC cache or remote"
+            base_model = base.model.load(table)
+        started = time.perf_counter()
+        test = branch_test()
+        challenger = branch_model()
+        # OpenMP threads on a busy machine: 25x slower than one (10,000 rows: 2.2 s vs 0.09 s)
+        with threadpool_limits(limits=params.model.n_threads):
+            base_scores = uncertainty.Scores(base_model.probability(test), base_model.threshold)
+            scores = uncertainty.Scores(challenger.probability(test), challenger.threshold)
+        result = uncertainty.paired_bootstrap(
+            table.target(test), base_scores, scores, params.business, params.uncertainty
+        )
+    except (ModelIntegrityError, InputError, KeyError, ValueError) as exc:
+        log.warning("no paired bootstrap against %s: %s", base_name, exc)
+        return None, f"the two models could not be scored on the same rows: {exc}"
+    log.info(
+        "paired bootstrap against %s: %s resamples of %s rows in %.1f s",
+        base_name,
+        f"{result.resamples:,}",
+        f"{result.n_rows:,}",
+        time.perf_counter() - started,
+    )
+    return result, ""

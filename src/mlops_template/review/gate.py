@@ -3,7 +3,9 @@
 It exits 1 and names every missed rule, so a CI log says exactly why. `make gate BASE=main`
 also compares with a base revision: no guarded metric and no segment may get worse than on
 the base by more than the tolerances in params.yaml `gate` (the same comparison, and the same
-messages, as the verdict of the pull-request report). The rules live in `core/gate.py`.
+messages, as the verdict of the pull-request report); with the opt-in
+`gate.require_significant_improvement`, also that `uncertainty.primary` improved beyond
+test-set noise (paired bootstrap). The rules live in `core/gate.py`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ def _main(args: argparse.Namespace, params: Params) -> int:
             rules = f"every floor is met ({result.base.name}'s table differs: floors only)"
         else:
             rules = f"every floor and every tolerance against {result.base.name} is met"
+        if params.gate.require_significant_improvement:
+            rules += f", and {params.uncertainty.primary} improved beyond test-set noise"
     else:
         metrics = files.read_json(args.metrics or params.paths.metrics)
         misses = gate.check_floors(metrics, params.gate)

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlops_template.core import catalog, cli
+from mlops_template.core import catalog, cli, uncertainty
 from mlops_template.core import io as files
 from mlops_template.core.errors import ProjectError
 from mlops_template.core.params import Params, Project
-from mlops_template.review import compare
+from mlops_template.review import compare, experiments
 from mlops_template.review.cli import add_base_arguments
 from mlops_template.review.compare import ABSENT, Comparison
 from mlops_template.review.revision import Plots, Side
@@ -137,6 +137,84 @@ def metrics_table(c: Comparison) -> list[str]:
         )
     header = ["Metric", f"{c.base.name}", "this branch", "Δ", "Δ %", ""]
     return ["", "### Metrics", "", *_table(header, rows, ["---", *["---:"] * 4, "---"])]
+
+
+VERDICTS = {
+    "better": "🟢 better beyond noise",
+    "worse": "🔴 worse beyond noise",
+    "noise": "⚪ within noise",
+}
+
+
+def uncertainty_section(c: Comparison, params: Params) -> list[str]:
+    """The paired-bootstrap interval of each compared metric's difference, in plain words."""
+    lines = ["", "### Is the difference more than noise?", ""]
+    u, base = c.uncertainty, c.base.name
+    if u is None:
+        return [*lines, f"No paired bootstrap: {c.uncertainty_note}."]
+    share = f"{u.confidence:.0%}"
+    rows = []
+    for key in uncertainty.COMPARED:
+        i, spec = u.intervals[key], catalog.BY_KEY[key]
+        rows.append(
+            [
+                spec.title(params.project.label_noun),
+                spec.show_delta(i.delta),
+                f"{spec.show_delta(i.low)} to {spec.show_delta(i.high)}",
+                VERDICTS[i.verdict],
+            ]
+        )
+    primary = u.intervals[params.uncertainty.primary]
+    gate_rule = (
+        f" `gate.require_significant_improvement` is on: this branch must also improve "
+        f"{catalog.BY_KEY[primary.key].label.lower()} beyond noise to pass."
+        if params.gate.require_significant_improvement
+        else " The gate's tolerances decide the verdict above; these intervals only inform it."
+    )
+    return [
+        *lines,
+        f"Paired bootstrap on this branch's test set: {u.resamples:,} resamples of its "
+        f"{u.n_rows:,} rows (seed {u.seed}), both models scored on the same resampled rows; "
+        f"{share} intervals of the difference (this branch minus `{base}`).",
+        "",
+        *_table(["Metric", "Δ", f"{share} interval", ""], rows, ["---", "---:", "---:", "---"]),
+        "",
+        f"**In plain words:** {primary.words(u.confidence, params.project.label_noun)}. An "
+        "interval that includes 0 means another test set of this size could rank the two "
+        "models the other way; it says nothing about another seed, split or future data."
+        + gate_rule,
+    ]
+
+
+def experiments_section(found: Sequence[experiments.Experiment], c: Comparison) -> list[str]:
+    """The experiments run on this branch's commit (`dvc exp show` lists them)."""
+    if not found:
+        return []
+    rows = [
+        [
+            f"`{e.name}`",
+            ", ".join(experiments.changed_params(c.branch.params, e.params)) or "—",
+            *(
+                catalog.BY_KEY[k].show(e.metric(k))
+                for k in ("business.expected_profit", "ml.roc_auc", "threshold")
+            ),
+        ]
+        for e in sorted(found, key=lambda e: -(e.metric("business.expected_profit") or 0.0))
+    ]
+    header = ["Experiment", "Params changed", "Expected profit", "ROC AUC", "Threshold"]
+    return [
+        "",
+        f"<details><summary><b>Experiments</b>: {len(found)} run on this branch's commit "
+        "</summary>",
+        "",
+        f"Run with `dvc exp run` on `{c.branch.commit[:12]}`; each row is that experiment's "
+        "own metrics.json (`make experiments-table` ranks them with intervals against the "
+        "commit's model; `dvc exp branch <name> <branch>` promotes one).",
+        "",
+        *_table(header, rows, ["---", "---", "---:", "---:", "---:"]),
+        "",
+        "</details>",
+    ]
 
 
 def params_section(c: Comparison) -> list[str]:
@@ -334,13 +412,15 @@ def lineage(c: Comparison) -> list[str]:
     ]
 
 
-def render(c: Comparison, params: Params) -> str:
+def render(c: Comparison, params: Params, found: Sequence[experiments.Experiment] = ()) -> str:
     lines = [
         *verdict(c),
         *schema_section(c),
         *like_for_like(c),
         *metrics_table(c),
+        *uncertainty_section(c, params),
         *params_section(c),
+        *experiments_section(found, c),
         *data_section(c),
         *segments_section(c),
         *plots_section(c, params),
@@ -358,8 +438,20 @@ def render_error(base: str, reason: str) -> str:
     )
 
 
-def to_json(c: Comparison) -> dict[str, Any]:
+def to_json(c: Comparison, found: Sequence[experiments.Experiment] = ()) -> dict[str, Any]:
     payload = dataclasses.asdict(c)
+    if c.uncertainty is not None:
+        for key, interval in c.uncertainty.intervals.items():
+            payload["uncertainty"]["intervals"][key]["verdict"] = interval.verdict
+    payload["experiments"] = [
+        {
+            "name": e.name,
+            "commit": e.commit,
+            "params": experiments.changed_params(c.branch.params, e.params),
+            "metrics": {k: e.metric(k) for k in experiments.SHOWN},
+        }
+        for e in found
+    ]
     for side, name in ((c.base, "base"), (c.branch, "branch")):
         payload[name]["card"] = side.card.model_dump(mode="json") if side.card else None
     payload["base_plots"] = None
@@ -394,6 +486,17 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="JSON twin (default: paths.pr_report_json)")
 
 
+def _experiments(c: Comparison) -> list[experiments.Experiment]:
+    """The experiments of the branch's commit (local refs: `dvc exp pull` fetches others')."""
+    if not c.branch.commit:
+        return []
+    try:
+        return experiments.on_commit(Path.cwd(), c.branch.commit, c.branch.paths)
+    except ProjectError as exc:
+        log.warning("cannot list the experiments of %s: %s", c.branch.commit[:12], exc)
+        return []
+
+
 def _main(args: argparse.Namespace, params: Params) -> int:
     name = args.base_name or args.base
     try:
@@ -403,7 +506,8 @@ def _main(args: argparse.Namespace, params: Params) -> int:
     except ProjectError as exc:
         _write(args, params, render_error(name, str(exc)), {"status": "error", "error": str(exc)})
         raise
-    _write(args, params, render(comparison, params), to_json(comparison))
+    found = _experiments(comparison)
+    _write(args, params, render(comparison, params, found), to_json(comparison, found))
     log.info(
         "verdict: %s%s",
         "PASS" if comparison.passed else "FAIL",

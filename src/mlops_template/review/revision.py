@@ -108,7 +108,7 @@ class ModelFiles:
 @dataclass(frozen=True, slots=True)
 class Base:
     side: Side
-    model: ModelFiles | None  # fetched only when a like-for-like re-scoring needs it
+    model: ModelFiles | None  # fetched for a like-for-like re-scoring or the paired bootstrap
 
 
 # --- reading files of one revision --------------------------------------------------------
@@ -250,11 +250,38 @@ def workspace(root: Path, params: Params) -> Side:
     return replace(side, dirty=dirty)
 
 
-def _model_files(read: Reader, paths: dict[str, str]) -> ModelFiles:
+def committed(root: Path, rev: str, name: str, defaults: dict[str, str]) -> Side:
+    """A committed revision's side (a registered model version, for the audit pack): small
+    files from git, DVC-tracked ones from the DVC cache or remote, by that revision's
+    dvc.lock. `defaults` are the paths to use where its params.yaml has none."""
+    sha = resolve(root, rev)
+    return _side(
+        name, sha, git_reader(root, sha), dvc_reader(root, sha), defaults, "git + DVC cache/remote"
+    )
+
+
+def model_files(read: Reader, paths: dict[str, str]) -> ModelFiles:
+    """A revision's model file and card, through `read` (raises ArtifactUnavailableError)."""
     model_bytes, card_bytes = read(paths["model"]), read(paths["model_card"])
     if model_bytes is None or card_bytes is None:
         raise ArtifactUnavailableError(f"{paths['model']} or its card is missing")
     return ModelFiles(model_bytes, card_bytes)
+
+
+def _model_if(
+    read: Reader, paths: dict[str, str], *, needed: bool, wanted: bool
+) -> ModelFiles | None:
+    """The model files when `needed` (an error if absent), or only if available when `wanted`
+    (the paired bootstrap's base model: the comparison goes on without it)."""
+    if needed:
+        return model_files(read, paths)
+    if not wanted:
+        return None
+    try:
+        return model_files(read, paths)
+    except ArtifactUnavailableError as exc:
+        log.warning("the base model is not available for the paired bootstrap: %s", exc)
+        return None
 
 
 def _cache_dir(root: Path) -> str:
@@ -315,9 +342,16 @@ def _short(md5: str | None) -> str:
 
 
 def load_base(
-    root: Path, rev: str, name: str, branch: Side, *, reproduce_if_needed: bool = True
+    root: Path,
+    rev: str,
+    name: str,
+    branch: Side,
+    *,
+    reproduce_if_needed: bool = True,
+    with_model: bool = False,
 ) -> tuple[Base, list[str]]:
-    """The base side, its model files when a like-for-like evaluation may be needed, and why.
+    """The base side, its model files when a like-for-like evaluation may be needed (or, with
+    `with_model`, whenever DVC has them: for the paired bootstrap), and why.
 
     Order of attempts: git for the small files and DVC (cache, then remote) for the plots and
     the model; then a reproduction of the base in a temporary worktree.
@@ -336,7 +370,9 @@ def load_base(
         if side.plots is None:
             raise ArtifactUnavailableError(f"plot data under {side.paths['plots']} is missing")
         reasons = needs_model(side, branch)
-        model = _model_files(dvc_reader(root, sha), side.paths) if reasons else None
+        model = _model_if(
+            dvc_reader(root, sha), side.paths, needed=bool(reasons), wanted=with_model
+        )
         return Base(side, model), reasons
     except RepoError as exc:
         problem = str(exc)
@@ -349,7 +385,7 @@ def load_base(
             read = disk_reader(target)
             side = _side(name, sha, read, read, branch.paths, "reproduced in a temporary worktree")
             reasons = needs_model(side, branch)
-            model = _model_files(read, side.paths) if reasons else None
+            model = _model_if(read, side.paths, needed=bool(reasons), wanted=with_model)
     except RepoError as exc:
         raise RevisionError(f"base {rev} ({sha[:12]}): {problem}; and {exc}") from None
     return Base(side, model), reasons

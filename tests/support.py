@@ -424,6 +424,10 @@ def start_server(bento_dir: Path, workdir: Path, **env: str) -> Server:
     }
     full_env.pop("PYTHONPATH", None)
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    # The service sets BENTOML_CONTAINERIZED in its own process when imported (in process, by
+    # other tests of this session): a server starts from a plain environment unless told.
+    if "BENTOML_CONTAINERIZED" not in env:
+        full_env.pop("BENTOML_CONTAINERIZED", None)
     with log.open("w", encoding="utf-8") as out:
         process = subprocess.Popen(
             [

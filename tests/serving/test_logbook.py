@@ -326,6 +326,52 @@ def test_a_high_backlog_writes_lines_without_reasons_and_says_so(
     book.stop()
 
 
+class Clocks:
+    """A wall clock the test moves, and a CPU clock each reasons call advances by `cost`."""
+
+    def __init__(self, cost: float) -> None:
+        self.now, self.used, self.cost = 0.0, 0.0, cost
+
+    def wall(self) -> float:
+        return self.now
+
+    def cpu(self) -> float:
+        return self.used
+
+
+def test_the_reasons_stay_within_their_cpu_budget(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clocks = Clocks(cost=0.4)
+    reasons = Reasons()
+
+    def costly(rows: Sequence[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+        clocks.used += clocks.cost  # what the writer thread's CPU clock would show
+        return reasons(rows)
+
+    budget = logbook_module._CpuBudget(0.1, burst=1.0, wall=clocks.wall, cpu=clocks.cpu)
+    book = Logbook(
+        tmp_path, max_bytes=10**6, backups=1, queue_max=1000, reasons_chunk=1, budget=budget
+    )
+    book.start()
+    with caplog.at_level(logging.WARNING, logger="mlops_template.serving.logbook"):
+        # A burst of 1 CPU-second pays for 3 chunks of 0.4 s (the third overdraws it).
+        book.predictions(dataclasses.replace(batch(0, 5), reasons_of=costly))
+        book.flush()
+        clocks.now += 10.0  # 10 s at 10 % of a CPU refill the whole burst
+        book.predictions(dataclasses.replace(batch(5, 2), reasons_of=costly))
+        book.flush()
+    book.stop()
+    by_key = reasons_by_key(tmp_path)
+    assert [k for k, r in by_key.items() if r is not None] == [0, 1, 2, 5, 6]
+    assert book.without_reasons == 2
+    assert book.lost == 0
+    messages = [r.getMessage() for r in caplog.records if "CPU budget" in r.getMessage()]
+    assert len(messages) == 1, "said once, not once per chunk"
+    assert "service.log_reasons_cpu, 10% of one CPU" in messages[0]
+    assert "2 written without reasons" in caplog.records[-1].getMessage(), "and counted"
+
+
 def test_stop_writes_what_is_queued_without_reasons(tmp_path: Path) -> None:
     reasons = Reasons(hold=True)
     book = Logbook(tmp_path, max_bytes=10**6, backups=1, queue_max=1000)

@@ -288,6 +288,17 @@ def check_fits(estimator: Any, card: ModelCard, card_path: str | Path, table: Ta
         )
 
 
+def require_model_files(path: Path, card: Path) -> None:
+    """The pipeline's model file and its card are there. They are DVC outputs, not in git: a
+    fresh clone has neither until the pipeline has run or they have been pulled."""
+    missing = [str(p) for p in (path, card) if not p.is_file()]
+    if missing:
+        raise InputError(
+            f"{' and '.join(missing)} not found: the model is a DVC output, not in git. Run "
+            "`make run` (train it) or `make pull` (download it from the DVC remote) first"
+        )
+
+
 def load_model(path: str | Path, card_path: str | Path, table: Table = TABLE) -> LoadedModel:
     """Load a model file, but only if its sha256 equals the one in its model card."""
     try:

@@ -280,6 +280,10 @@ class Service(_Frozen):
     # The top k feature contributions (`/explain`'s) logged beside each champion prediction;
     # computed by the writer thread, off the request path. 0: none.
     log_reasons: Annotated[int, Field(ge=0, le=20)]
+    # The share of one CPU the writer thread may spend on those reasons (TreeSHAP costs
+    # several times the model call): beyond it, lines are written without reasons until the
+    # budget refills, so the reasons never take the hot path's CPU under load.
+    log_reasons_cpu: Annotated[float, Field(gt=0, le=1)]
     # The reason codes a business user may give when flagging a scored record, and the longest
     # free-text comment accepted (characters).
     feedback_reasons: Annotated[tuple[str, ...], Field(min_length=1, strict=False)]

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from mlops_template.core import catalog, cli, gate, metrics, repo
 from mlops_template.core import io as files
@@ -170,7 +171,9 @@ def fresh_rows(test: pd.DataFrame, keys: set[str], table: Table) -> pd.DataFrame
 def score(
     model: LoadedModel, rows: pd.DataFrame, params: Params
 ) -> tuple[dict[str, Any], Decisions]:
-    proba = model.probability(rows)
+    """`model`'s metrics on `rows` (the evaluate stage's function) and its decisions."""
+    with threadpool_limits(limits=params.model.n_threads):  # as review.compare scores
+        proba = model.probability(rows)
     y = model.table.target(rows)
     scored = metrics.score_metrics(
         y, proba, model.threshold, rows.loc[:, list(params.evaluate.segments)],

@@ -27,7 +27,7 @@ from mlops_template.core import cli
 from mlops_template.core import io as files
 from mlops_template.core.errors import InputError
 from mlops_template.core.explain import Explanation, build_explainer, explain_frame
-from mlops_template.core.model import LoadedModel, load_model
+from mlops_template.core.model import LoadedModel, load_model, require_model_files
 from mlops_template.core.params import Params
 from mlops_template.core.table import Table
 from mlops_template.core.validation import validate_records
@@ -112,7 +112,10 @@ def _main(args: argparse.Namespace, params: Params) -> None:
     if output.suffix not in (".json", ".parquet"):
         raise InputError(f"{output}: write .json or .parquet")
     top_k = params.explain.top_k if args.top_k is None else args.top_k
-    model = load_model(args.model or params.paths.model, args.card or params.paths.model_card)
+    model_path = Path(args.model or params.paths.model)
+    card_path = Path(args.card or params.paths.model_card)
+    require_model_files(model_path, card_path)
+    model = load_model(model_path, card_path)
     records = read_records(args.input, model.table)
     explained = explain_frame(model, records, top_k)
     if output.suffix == ".json":

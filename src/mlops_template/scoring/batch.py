@@ -31,7 +31,7 @@ from tqdm import tqdm
 from mlops_template.core import cli
 from mlops_template.core import io as files
 from mlops_template.core.errors import InputError
-from mlops_template.core.model import LoadedModel, load_model
+from mlops_template.core.model import LoadedModel, load_model, require_model_files
 from mlops_template.core.params import Params, Score
 from mlops_template.core.schema import TABLE
 from mlops_template.core.table import Table
@@ -116,17 +116,6 @@ def warn_repeated(campaign: Campaign, source: Source) -> None:
             f"{campaign.duplicate_keys:,}",
             ", ".join(campaign.repeated),
             SUMMARY,
-        )
-
-
-def require_model_files(path: Path, card: Path) -> None:
-    """The model file and its card are there. They are DVC outputs, not in git: a fresh clone
-    has neither until the pipeline has run or they have been pulled."""
-    missing = [str(p) for p in (path, card) if not p.is_file()]
-    if missing:
-        raise InputError(
-            f"{' and '.join(missing)} not found: the model is a DVC output, not in git. Run "
-            "`make run` (train it) or `make pull` (download it from the DVC remote) first"
         )
 
 

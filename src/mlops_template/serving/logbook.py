@@ -17,9 +17,13 @@ How, with the standard library only:
   `JsonLinesFile`, a `RotatingFileHandler` that rotates *before* a file would pass its size in
   bytes (`predictions.jsonl` -> `.1` -> `.2` ..., the oldest beyond the backup count deleted),
   with one write and one flush per item (and per rotation within it);
-- the writer also computes each champion line's top reasons (TreeSHAP, ~1.5 ms a record), in
-  chunks of REASONS_CHUNK records; while more than half of the bound waits behind it, or while
-  the service shuts down, it writes the lines without reasons so that it catches up;
+- the writer also computes each champion line's top reasons (TreeSHAP, ~1 ms a record,
+  several times the model call), in chunks of REASONS_CHUNK records, within a CPU budget
+  (params `service.log_reasons_cpu`, a share of one CPU, measured on the thread's own CPU
+  clock): beyond it, lines are written without reasons until the budget refills, so that
+  under load the reasons never take the CPU the requests need; while more than half of the
+  bound waits behind it, or while the service shuts down, it writes the lines without
+  reasons too, so that it catches up;
 - nothing here can fail a request: a full queue drops the call, and a write that fails (a full
   disk, a read-only directory) loses its lines; each kind of trouble (lines lost, lines written
   without reasons) logs one warning when it starts and one line, with the count, when it ends;
@@ -40,6 +44,7 @@ import logging
 import logging.handlers
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -180,6 +185,75 @@ class _Trouble:
             with self._lock:
                 lost, self.lost = self.lost, 0
             log.warning("%s: %s", self.what, self.ended.format(n=lost))
+
+
+class _CpuBudget:
+    """A bucket of CPU seconds for the reasons: it refills at `share` seconds per second of
+    wall time up to `burst` seconds, and a chunk may start while it holds any. `wall` and
+    `cpu` are the clocks (tests replace them); `cpu` is the calling thread's own."""
+
+    def __init__(
+        self,
+        share: float,
+        burst: float = 1.0,
+        wall: Callable[[], float] = time.monotonic,
+        cpu: Callable[[], float] = time.thread_time,
+    ) -> None:
+        if not 0 < share <= 1:
+            raise ValueError("the reasons' CPU share must be in (0, 1]")
+        self.share = share
+        self.burst = burst
+        self.tokens = burst
+        self.wall = wall
+        self.cpu = cpu
+        self._last = wall()
+
+    def available(self) -> bool:
+        now = self.wall()
+        self.tokens = min(self.burst, self.tokens + (now - self._last) * self.share)
+        self._last = now
+        return self.tokens > 0
+
+    def spend(self, seconds: float) -> None:
+        self.tokens -= seconds
+
+
+class _Shed:
+    """Lines written without reasons because their CPU budget ran out: under load this is
+    the normal state, so it is said once when it first happens and then at most once every
+    `every` seconds, with the count since."""
+
+    def __init__(self, what: str, share: float, every: float = 60.0) -> None:
+        self.what = what
+        self.share = share
+        self.every = every
+        self.total = 0
+        self._pending = 0
+        self._said: float | None = None
+
+    def add(self, lines: int) -> None:
+        self.total += lines
+        self._pending += lines
+        now = time.monotonic()
+        if self._said is None:
+            log.warning(
+                "%s: the reasons are over their CPU budget (service.log_reasons_cpu, %.0f%% of "
+                "one CPU): lines are written without them while it lasts (one line every "
+                "%.0f s gives the count)",
+                self.what,
+                100 * self.share,
+                self.every,
+            )
+        elif now - self._said >= self.every:
+            log.warning(
+                "%s: %d line(s) written without reasons over their CPU budget in the last %.0f s",
+                self.what,
+                self._pending,
+                now - self._said,
+            )
+        else:
+            return
+        self._said, self._pending = now, 0
 
 
 class _Backlog:
@@ -361,8 +435,9 @@ class Logbook:
     """The two logs of one service worker. `start()` once, `stop()` on shutdown.
 
     `queue_max` bounds the lines waiting for the writer (what one item becomes: a call's
-    records, or one feedback flag); `reasons_chunk` is how many records are explained at a
-    time (tests make it small)."""
+    records, or one feedback flag); `reasons_cpu` is the share of one CPU the reasons may take
+    (1: no bound); `reasons_chunk` is how many records are explained at a time (tests make it
+    small); `budget` replaces the CPU budget (tests give it their clocks)."""
 
     def __init__(
         self,
@@ -372,7 +447,9 @@ class Logbook:
         backups: int,
         queue_max: int,
         log_predictions: bool = True,
+        reasons_cpu: float = 1.0,
         reasons_chunk: int = REASONS_CHUNK,
+        budget: _CpuBudget | None = None,
     ) -> None:
         self.directory = directory
         self.log_predictions = log_predictions
@@ -391,6 +468,8 @@ class Logbook:
             started="predictions are logged without their reasons until it catches up",
             ended="reasons are logged again; {n} line(s) were logged without them",
         )
+        self._budget = budget or _CpuBudget(reasons_cpu)
+        self._shed = _Shed(f"log queue of {directory}", self._budget.share)
         self._listener = _Listener(self.queue, self.backlog, self._explain, *self.files.values())
         self._running = False
         self._stopping = False
@@ -453,7 +532,8 @@ class Logbook:
         self, reasons_of: ReasonsOf, rows: Sequence[Mapping[str, Any]]
     ) -> list[Reasons | None]:
         """The writer thread's reasons for `rows`, chunk by chunk, skipping a chunk (None for
-        each of its records) while the backlog is high or the service is shutting down."""
+        each of its records) while the backlog is high, the service is shutting down, or the
+        CPU budget is spent."""
         out: list[Reasons | None] = []
         for start in range(0, len(rows), self.reasons_chunk):
             chunk = rows[start : start + self.reasons_chunk]
@@ -465,9 +545,13 @@ class Logbook:
                     f"service.log_queue_max, {self.backlog.limit:,})",
                     len(chunk),
                 )
+            elif not self._budget.available():
+                self._shed.add(len(chunk))
             else:
                 self._unexplained.succeeded()
+                start = self._budget.cpu()
                 out.extend(reasons_of(chunk))
+                self._budget.spend(self._budget.cpu() - start)
                 continue
             out.extend([None] * len(chunk))
         return out
@@ -479,5 +563,6 @@ class Logbook:
 
     @property
     def without_reasons(self) -> int:
-        """Lines written without their reasons since the start (the writer was behind)."""
-        return self._unexplained.total
+        """Lines written without their reasons since the start (the writer was behind, or
+        the reasons' CPU budget was spent)."""
+        return self._unexplained.total + self._shed.total

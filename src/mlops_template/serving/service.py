@@ -74,7 +74,7 @@ from mlops_template.core.errors import InputError, ModelIntegrityError
 from mlops_template.core.events import FeedbackEvent, utc_now
 from mlops_template.core.explain import build_explainer, explain_rows
 from mlops_template.core.lineage import Lineage
-from mlops_template.core.model import LoadedModel, ModelCard, load_model
+from mlops_template.core.model import CARD_FILE, MODEL_FILE, LoadedModel, ModelCard, load_model
 from mlops_template.core.params import load_params
 from mlops_template.core.schema import TABLE
 from mlops_template.serving import contract
@@ -105,8 +105,6 @@ SERVING_MODELS_FILE: Final = Path("bento_files") / "serving_models.json"
 CHALLENGER_MODEL_NAME: Final = f"{PROJECT.name}_challenger"  # its own name: no `:latest` mix-up
 CARD_SHA256_KEY: Final = "card_sha256"  # in a challenger's store entry metadata
 LOG_PREDICTIONS_ENV: Final = "MLOPS_LOG_PREDICTIONS"  # "false" turns prediction logs off
-MODEL_FILE: Final = "model.joblib"
-CARD_FILE: Final = "model_card.json"
 LINEAGE_FILE: Final = "lineage.json"
 
 MAX_BATCH_RECORDS: Final = 5_000  # per /predict request
@@ -456,6 +454,7 @@ class ModelService:
             backups=SETTINGS.log_backups,
             queue_max=SETTINGS.log_queue_max,
             log_predictions=log_predictions(),
+            reasons_cpu=SETTINGS.log_reasons_cpu,
         )
         self.logbook.start()
         self._challenger_failed = False

@@ -5,7 +5,8 @@
    scored by the workspace's model, with their outcomes, each analysed exactly as
    `make monitor` analyses a window (`monitoring.analysis.analyse`, against the workspace's
    reference). The false-alarm rate of every check (goal: <= 1 % of windows), with a 95 %
-   Wilson upper bound (0 alarms in 200 windows only says "below 1.9 %"). Beside it, what the
+   Wilson upper bound (0 alarms in 100 windows only says "below 3.7 %", in 400 "below
+   1.0 %"; 4 in 400 is consistent with up to 2.5 %). Beside it, what the
    folklore thresholds (any column with PSI > 0.1 or > 0.2) would have raised on the same
    windows.
 2. Detection: the same, on the sample generator's drift scenarios with the knobs in params.yaml
@@ -13,14 +14,19 @@
    retraining rule fires on the outcomes; quality break: both broken columns named). Goal:
    >= 95 % at 1,000 rows.
 3. Compute cost: a 1,000,000-record window against the 50,000-row reference (goal: <= 10 s),
-   part by part; reading the compacted Parquet window; compacting JSON lines (per 100,000
-   lines); and Evidently's DataDriftPreset on the same frames, run in a separate virtual
-   environment (`--evidently-python`; Evidently 0.7.23 needs pandas 3.0.x, the project has 3.1),
-   with its default false-alarm rate on unshifted windows too.
+   part by part, each the best of `--cost-repeats` timings (other jobs on a shared machine
+   only add time; the load average is recorded); reading the compacted Parquet window;
+   compacting JSON lines (per 100,000 lines); and Evidently's DataDriftPreset on the same
+   frames, run in a separate virtual environment (`--evidently-python`; Evidently 0.7.23 needs
+   pandas 3.0.x, the project has 3.1), with its default false-alarm rate on unshifted windows.
 
-    make bench-monitoring                                        # the defaults: a few minutes
-    EVIDENTLY_PYTHON=/tmp/evidently/bin/python make bench-monitoring
-    uv run python benchmarks/monitoring.py --windows 1000 --detection-windows 300   # final numbers
+    make bench-monitoring                          # the defaults: the published numbers
+    EVIDENTLY_PYTHON=/tmp/evidently/bin/python make bench-monitoring     # ... with Evidently
+    uv run python benchmarks/monitoring.py --windows 20 --detection-windows 5   # a quick look
+
+The defaults (400 unshifted windows per size, 80 per scenario and size, 40 for Evidently)
+took 24 minutes on 2 cores shared with other jobs; a window costs about 0.3 / 0.5 / 1.2 s at
+500 / 1,000 / 10,000 rows.
 
 Needs `make run` first (the workspace's model and data are the reference), with
 `data.source: sample`. Results: benchmarks/results/monitoring.json and monitoring.md.
@@ -46,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from mlops_template.core import events
 from mlops_template.core.params import Params, load_params
@@ -97,11 +104,17 @@ def wilson_lower(k: int, n: int, z: float = 1.96) -> float:
 # --- windows ----------------------------------------------------------------------------------
 
 
-def as_window(frame: pd.DataFrame, ref: reference.Reference) -> tuple[Window, Outcomes]:
-    """A scored window in the compacted log's shape, and its outcomes."""
+def as_window(
+    frame: pd.DataFrame, ref: reference.Reference, threads: int
+) -> tuple[Window, Outcomes]:
+    """A scored window in the compacted log's shape, and its outcomes. Scored on `threads`
+    OpenMP threads (`model.n_threads`): on a busy 2-core machine the default threads make a
+    10,000-row window 17x slower to score (2.6 s against 0.15 s measured here); the scoring
+    stands in for the service and is not part of what `make monitor` does."""
     model = ref.model
     assert TABLE.id is not None
-    proba = model.probability(frame)
+    with threadpool_limits(limits=threads):
+        proba = model.probability(frame)
     n = len(frame)
     ts = pd.Series(pd.date_range("2026-11-01", periods=n, freq="s", tz="UTC"))
     preds = frame.loc[:, [c.name for c in TABLE.input_columns]].copy()
@@ -138,7 +151,7 @@ def scenario_frame(
 
 
 def analyse(params: Params, ref: reference.Reference, frame: pd.DataFrame) -> dict[str, Any]:
-    win, outcomes = as_window(frame, ref)
+    win, outcomes = as_window(frame, ref, params.model.n_threads)
     summary, _ = analysis.analyse(win, outcomes, ref, params, [], TABLE, dt.datetime.now(tz=dt.UTC))
     return summary
 
@@ -229,47 +242,55 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def cost(
-    params: Params, ref: reference.Reference, rows: int
+    params: Params, ref: reference.Reference, rows: int, repeats: int
 ) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Each part and the whole analysis timed `repeats` times, the best kept: other jobs on a
+    shared machine only ever add time."""
+    load = os.getloadavg()
     frame, _ = scenario_frame(params, "none", rows, seed=3_000_017)
-    win, outcomes = as_window(frame, ref)
+    win, outcomes = as_window(frame, ref, params.model.n_threads)
     features = windows.inputs(win.predictions, TABLE)
     cfg = params.monitor
-    parts: dict[str, float] = {}
-    parts["data drift (every feature)"], _ = _timed(
-        lambda: drift.table_drift(ref.data, features, TABLE, cfg.drift)
-    )
     scores = ref.scores.to_numpy()
-    parts["prediction drift"], _ = _timed(
-        lambda: drift.prediction_drift(
-            scores, ref.model.decide(scores), win.predictions["probability"].to_numpy(),
-            win.predictions["contact"].to_numpy(), cfg.drift,
-        )
-    )  # fmt: skip
-    parts["data quality (the schema's checks)"], _ = _timed(
-        lambda: quality.check_quality(features, TABLE)
-    )
     d = performance.Decisions(
         outcomes.frame[Y].to_numpy(), win.predictions["probability"].to_numpy(),
         win.predictions["contact"].to_numpy(dtype=bool),
     )  # fmt: skip
-    parts["realised performance + bootstrap"], _ = _timed(
-        lambda: performance.estimate([d], params.business, cfg.performance)
-    )
-    total, _ = _timed(
-        lambda: analysis.analyse(win, outcomes, ref, params, [], TABLE, dt.datetime.now(tz=dt.UTC))
-    )
+    parts: dict[str, float] = {}
+
+    def best(name: str, fn: Callable[[], Any]) -> None:
+        seconds, _ = _timed(fn)
+        parts[name] = min(parts.get(name, math.inf), seconds)
+
+    for _ in range(repeats):
+        best("data drift (every feature)", lambda: drift.table_drift(
+            ref.data, features, TABLE, cfg.drift
+        ))  # fmt: skip
+        best("prediction drift", lambda: drift.prediction_drift(
+            scores, ref.model.decide(scores), win.predictions["probability"].to_numpy(),
+            win.predictions["contact"].to_numpy(), cfg.drift,
+        ))  # fmt: skip
+        best("data quality (the schema's checks)", lambda: quality.check_quality(features, TABLE))
+        best("realised performance + bootstrap", lambda: performance.estimate(
+            [d], params.business, cfg.performance
+        ))  # fmt: skip
+        best("the whole analysis", lambda: analysis.analyse(
+            win, outcomes, ref, params, [], TABLE, dt.datetime.now(tz=dt.UTC)
+        ))  # fmt: skip
+    total = parts.pop("the whole analysis")
     with tempfile.TemporaryDirectory(prefix="bench-monitoring-") as tmp:
         path = Path(tmp)
         win.predictions.to_parquet(path / windows.PREDICTIONS_PARQUET, index=False)
-        read_s, _ = _timed(lambda: windows.read_window(path))
+        read_s = min(_timed(lambda: windows.read_window(path))[0] for _ in range(repeats))
     return {
         "rows": rows,
         "reference_rows": len(ref.data),
+        "repeats": repeats,
         "analyse_seconds": total,
         "read_parquet_window_seconds": read_s,
         "parts_seconds": parts,
         "target_seconds": TARGET_SECONDS,
+        "load_average_before": load,
     }, features
 
 
@@ -442,7 +463,10 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {d['lower95']:.1%} | {named} |"
         )
     c = result["cost"]
-    title = f"## Compute cost: {c['rows']:,} records against {c['reference_rows']:,} rows"
+    title = (
+        f"## Compute cost: {c['rows']:,} records against {c['reference_rows']:,} rows "
+        f"(best of {c.get('repeats', 1)})"
+    )
     lines += ["", title, "", "| part | seconds |", "|---|---:|"]
     for part, s in c["parts_seconds"].items():
         lines.append(f"| {part} | {s:.2f} |")
@@ -476,13 +500,14 @@ def markdown(result: dict[str, Any]) -> str:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--windows", type=int, default=200, help="unshifted windows per size")
+    p.add_argument("--windows", type=int, default=400, help="unshifted windows per size")
     p.add_argument(
-        "--detection-windows", type=int, default=60, help="windows per scenario and size"
+        "--detection-windows", type=int, default=80, help="windows per scenario and size"
     )
     p.add_argument("--cost-rows", type=int, default=COST_ROWS)
+    p.add_argument("--cost-repeats", type=int, default=3, help="timings kept: the best of N")
     p.add_argument("--evidently-python", default=os.environ.get("EVIDENTLY_PYTHON"))
-    p.add_argument("--evidently-windows", type=int, default=50)
+    p.add_argument("--evidently-windows", type=int, default=40)
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
     os.chdir(ROOT)
@@ -496,6 +521,7 @@ def main() -> int:
     result: dict[str, Any] = {
         "date": dt.date.today().isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load_average_at_start": os.getloadavg(),
         "command": " ".join(["python", "benchmarks/monitoring.py", *sys.argv[1:]]),
         "reference_rows": len(ref.data),
         "model_version": ref.model.version,
@@ -503,7 +529,7 @@ def main() -> int:
         "calibration": calibrate(params, ref, args.windows, SIZES),
         "detection": detect(params, ref, args.detection_windows, SIZES),
     }
-    result["cost"], big = cost(params, ref, args.cost_rows)
+    result["cost"], big = cost(params, ref, args.cost_rows, args.cost_repeats)
     result["jsonl"] = jsonl_cost(params, ref, JSONL_ROWS)
     if args.evidently_python:
         result["evidently"] = evidently_section(

@@ -549,9 +549,9 @@ class Logbook:
                 self._shed.add(len(chunk))
             else:
                 self._unexplained.succeeded()
-                start = self._budget.cpu()
+                began = self._budget.cpu()
                 out.extend(reasons_of(chunk))
-                self._budget.spend(self._budget.cpu() - start)
+                self._budget.spend(self._budget.cpu() - began)
                 continue
             out.extend([None] * len(chunk))
         return out

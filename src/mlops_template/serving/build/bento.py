@@ -52,18 +52,16 @@ from mlops_template.core import audit_pack, catalog, cli
 from mlops_template.core import io as files
 from mlops_template.core.errors import InputError
 from mlops_template.core.lineage import Lineage, collect
-from mlops_template.core.model import ModelCard, load_model
+from mlops_template.core.model import CARD_FILE, MODEL_FILE, ModelCard, load_model
 from mlops_template.core.params import Params, Project
 from mlops_template.core.repo import PARAMS_FILE
 from mlops_template.core.schema import TABLE
 from mlops_template.serving.service import (
-    CARD_FILE,
     CARD_SHA256_KEY,
     CHALLENGER_MODEL_NAME,
     CHALLENGER_TAG_ENV,
     LINEAGE_FILE,
     LINEAGE_SHA256_KEY,
-    MODEL_FILE,
     MODEL_TAG_ENV,
     SERVING_MODELS_FILE,
 )

@@ -19,7 +19,7 @@ $GITHUB_OUTPUT and the markdown to $GITHUB_STEP_SUMMARY.
 
 A standalone step, not a DVC stage: its input is production's logs, which change outside git
 and DVC, and its output is a verdict about the deployed model, not an artifact of the
-pipeline; as a stage, every `dvc repro` would re-run it and `dvc.lock` would churn with logs
+pipeline; as a stage, every `dvc repro` would re-run it and `dvc.lock` would change with logs
 nobody versions (README, "Monitoring").
 """
 

@@ -6,7 +6,7 @@ resources are called `service` and the container runs the placeholder image `mod
 This module writes a throwaway kustomization on top of the chosen overlay that adds
 
 - `namePrefix`: every name becomes the image's name from params.yaml `project`
-  (`churn-service`), also where one resource refers to another (the HPA's target);
+  (`<project>-service`), also where one resource refers to another (the HPA's target);
 - `images`: the placeholder becomes `<repository>@sha256:<digest>`, the digest only, never a tag;
 - `labels`: `app.kubernetes.io/name` (in the selectors too) and `app.kubernetes.io/version` = the
   model version (not in the selectors: a Deployment's selector cannot change, the model does);
@@ -167,7 +167,7 @@ def overlay_dir(k8s_dir: Path, overlay: str) -> Path:
 
 
 def name_prefix(project: Project) -> str:
-    """The prefix that turns the base's `service` into the image's name (`churn-service`)."""
+    """The prefix that turns the base's `service` into the image's name (`<project>-service`)."""
     name = project.image_name
     if not name.endswith(BASE_NAME):
         raise InputError(f"image name {name!r} does not end in {BASE_NAME!r}")

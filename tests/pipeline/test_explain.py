@@ -1,4 +1,5 @@
-"""`make explain`: the batch form of `/explain` (pipeline/explain.py), with the work tree's model.
+"""`make explain`: the batch form of `/explain` (pipeline/explain.py), with a small model trained
+by the pipeline's own functions on the team's rows (the scoring tests' `trained`).
 
 - the example request to .json: the model's log-odds, additive contributions, and per record
   exactly what the service's `/explain` answers (the request model and `explain_rows` the
@@ -20,13 +21,13 @@ import pandas as pd
 import pytest
 
 from mlops_template.core.explain import OTHER_FEATURES, build_explainer, explain_rows
-from mlops_template.core.model import LoadedModel, load_model
+from mlops_template.core.model import LoadedModel
 from mlops_template.core.params import Params
 from mlops_template.pipeline.explain import main
 from mlops_template.serving import contract
 from mlops_template.serving import explain as explaining
-from tests.scoring.conftest import one_record_corruptions
-from tests.support import ROOT, Corrupt, example_records, require
+from tests.scoring.conftest import Trained, one_record_corruptions
+from tests.support import ROOT, Corrupt, example_records
 
 pytestmark = pytest.mark.model
 
@@ -35,18 +36,16 @@ PARITY = 1e-9
 
 
 @pytest.fixture(scope="module")
-def model(params: Params) -> LoadedModel:
-    """The work tree's model (a DVC output), checked against its card like the command does."""
-    path, card = ROOT / params.paths.model, ROOT / params.paths.model_card
-    require(path.is_file() and card.is_file(), f"{path} is missing: `make run` or `make pull`")
-    return load_model(path, card)
+def model(trained: Trained) -> LoadedModel:
+    """The model the command is given, checked against its card like the command does."""
+    return trained.model
 
 
-def _explain(params: Params, source: Path, output: Path, *more: str) -> int:
+def _explain(files: tuple[Path, Path], source: Path, output: Path, *more: str) -> int:
+    path, card = files
     return main([
         "--params", str(ROOT / "params.yaml"), "--input", str(source), "--output", str(output),
-        "--model", str(ROOT / params.paths.model), "--card", str(ROOT / params.paths.model_card),
-        *more,
+        "--model", str(path), "--card", str(card), *more,
     ])  # fmt: skip
 
 
@@ -74,13 +73,13 @@ def _check_additive(answer: dict[str, Any], raw: float) -> None:
 
 @pytest.mark.parametrize("top_k", [None, 1, "all"])
 def test_json_is_what_the_service_explains_and_adds_up_to_the_log_odds(
-    params: Params, model: LoadedModel, tmp_path: Path, top_k: int | str | None
+    params: Params, model: LoadedModel, trained: Trained, tmp_path: Path, top_k: int | str | None
 ) -> None:
     n = len(model.table.features)
     k = params.explain.top_k if top_k is None else (n if top_k == "all" else int(top_k))
     output = tmp_path / "explanations.json"
     more = () if top_k is None else ("--top-k", str(k))
-    assert _explain(params, ROOT / params.paths.example, output, *more) == 0
+    assert _explain(trained.files, ROOT / params.paths.example, output, *more) == 0
     written = json.loads(output.read_text(encoding="utf-8"))
     records = example_records()
     assert written["model_version"] == model.version
@@ -105,11 +104,11 @@ def test_json_is_what_the_service_explains_and_adds_up_to_the_log_odds(
 
 
 def test_parquet_has_a_row_per_record_and_contribution_with_the_same_numbers(
-    params: Params, model: LoadedModel, tmp_path: Path
+    params: Params, model: LoadedModel, trained: Trained, tmp_path: Path
 ) -> None:
     as_json, as_parquet = tmp_path / "e.json", tmp_path / "e.parquet"
-    assert _explain(params, ROOT / params.paths.example, as_json) == 0
-    assert _explain(params, ROOT / params.paths.example, as_parquet) == 0
+    assert _explain(trained.files, ROOT / params.paths.example, as_json) == 0
+    assert _explain(trained.files, ROOT / params.paths.example, as_parquet) == 0
     answers = json.loads(as_json.read_text(encoding="utf-8"))["explanations"]
     rows = pd.read_parquet(as_parquet)
     key = model.table.key
@@ -161,11 +160,11 @@ def _json_cases() -> list[Corrupt]:
 JSON_CASES = _json_cases()
 
 
-def _refused(params: Params, source: Path, output: Path, caplog: pytest.LogCaptureFixture) -> str:
+def _refused(trained: Trained, source: Path, output: Path, caplog: pytest.LogCaptureFixture) -> str:
     """Run on bad input over an existing output: exit 1, the output untouched; the log."""
     output.write_bytes(b"an earlier run's output")
     caplog.clear()
-    assert _explain(params, source, output) == 1
+    assert _explain(trained.files, source, output) == 1
     assert output.read_bytes() == b"an earlier run's output", "a failed run wrote its output"
     assert [p.name for p in output.parent.iterdir()] == [output.name], "no temporary files"
     return caplog.text
@@ -183,7 +182,8 @@ def test_the_corruption_list_reaches_json() -> None:
 
 @pytest.mark.parametrize("case", JSON_CASES, ids=[c.id for c in JSON_CASES])
 def test_a_record_that_breaks_the_contract_is_named_and_nothing_is_written(
-    params: Params, model: LoadedModel, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    params: Params, model: LoadedModel, trained: Trained, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
     case: Corrupt,
 ) -> None:  # fmt: skip
     records = [_first_record_broken(case), *example_records()[1:]]
@@ -191,7 +191,7 @@ def test_a_record_that_breaks_the_contract_is_named_and_nothing_is_written(
     for suffix in (".json", ".parquet"):
         output = tmp_path / suffix.lstrip(".") / f"explanations{suffix}"
         output.parent.mkdir()
-        text = _refused(params, source, output, caplog)
+        text = _refused(trained, source, output, caplog)
         assert "break the scoring contract" in text, text
         assert "1 record(s)" in text, text
         assert f"row 0 {case.column}" in text, f"{case.id}: the row and the column: {text}"
@@ -207,7 +207,8 @@ WRONG_SHAPES = {  # the file's text -> what the message must say
 
 @pytest.mark.parametrize("name", list(WRONG_SHAPES))
 def test_a_file_of_the_wrong_shape_is_named_and_nothing_is_written(
-    params: Params, model: LoadedModel, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    params: Params, model: LoadedModel, trained: Trained, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
     name: str,
 ) -> None:  # fmt: skip
     content, expected = WRONG_SHAPES[name]
@@ -215,21 +216,22 @@ def test_a_file_of_the_wrong_shape_is_named_and_nothing_is_written(
     source.write_text(content, encoding="utf-8")
     output = tmp_path / "out" / "explanations.json"
     output.parent.mkdir()
-    text = _refused(params, source, output, caplog)
+    text = _refused(trained, source, output, caplog)
     assert str(source) in text, f"{name}: the file is named: {text}"
     assert expected in text, f"{name}: {text}"
 
 
 def test_an_output_of_an_unknown_kind_or_a_missing_input_is_refused(
-    params: Params, model: LoadedModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+    params: Params, model: LoadedModel, trained: Trained, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
     output = tmp_path / "explanations.csv"
-    assert _explain(params, ROOT / params.paths.example, output) == 1
+    assert _explain(trained.files, ROOT / params.paths.example, output) == 1
     assert not output.exists()
     assert "write .json or .parquet" in caplog.text
     caplog.clear()
     missing = tmp_path / "no-such-records.json"
     output = tmp_path / "explanations.json"
-    assert _explain(params, missing, output) == 1
+    assert _explain(trained.files, missing, output) == 1
     assert not output.exists()
     assert f"{missing}: file not found" in caplog.text

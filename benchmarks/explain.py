@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,10 +36,11 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pandas as pd
+from common import held_out_records, loadavg
 
-from mlops_template.serving.build.smoke import free_port
-from mlops_template.serving.service import CARD_FILE, MODEL_FILE, MODEL_THREADS_ENV
+from mlops_template.core.model import CARD_FILE, MODEL_FILE
+from mlops_template.serving.build.smoke import free_port, stop_group
+from mlops_template.serving.service import MODEL_THREADS_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -50,10 +50,6 @@ READY_TIMEOUT_S = 180
 HEAVY = ("shap", "numba", "llvmlite")  # what shap would bring into the image
 
 log = logging.getLogger("bench-explain")
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def timed(call: Callable[[], Any], seconds: float, warmup: int = 3) -> dict[str, Any]:
@@ -73,19 +69,6 @@ def timed(call: Callable[[], Any], seconds: float, warmup: int = 3) -> dict[str,
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
         "mean_ms": round(float(ms.mean()), 2),
     }
-
-
-def sample_records(n: int) -> list[dict[str, Any]]:
-    """Records from the held-out test set."""
-    from mlops_template.core import io as files
-    from mlops_template.core.params import load_params
-    from mlops_template.core.schema import TABLE
-
-    test = files.read_table(ROOT / load_params(ROOT / "params.yaml").paths.test)
-    frame = test.loc[:, [c.name for c in TABLE.input_columns]]
-    frame = pd.concat([frame] * (n // len(frame) + 1)).head(n)
-    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
-    return records
 
 
 def bento_model(tag: str) -> Any:
@@ -146,13 +129,7 @@ def served(tag: str, workdir: Path) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_group(proc)
 
 
 def over_http(tag: str, records: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
@@ -232,7 +209,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     bento = json.loads(args.bento_info.read_text(encoding="utf-8"))
     model = bento_model(bento["model_tag"])
-    records = sample_records(max(SIZES))
+    records = held_out_records(max(SIZES))
     results: dict[str, Any] = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),

@@ -31,17 +31,16 @@ import datetime as dt
 import json
 import logging
 import os
-import platform
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
+from common import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -226,21 +225,6 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def machine() -> dict[str, Any]:
-    versions: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
-        "packages": versions,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--rows", type=int, nargs="+", default=list(DEFAULT_ROWS))
@@ -318,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": commit,
-        "machine": machine(),
+        "machine": machine(PACKAGES),
         "threads": args.threads,
         "note": "shared machine: compare load_avg_1min with the CPU count before trusting times",
         "physical_limit": limit,

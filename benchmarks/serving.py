@@ -44,7 +44,6 @@ import json
 import logging
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -56,10 +55,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+from common import held_out_records, loadavg
 
 from mlops_template.core.params import LOG_DIR_ENV
-from mlops_template.serving.build.smoke import free_port
+from mlops_template.serving.build.smoke import free_port, stop_group
 from mlops_template.serving.service import (
     LOG_PREDICTIONS_ENV,
     MODEL_THREADS_ENV,
@@ -183,13 +182,7 @@ def server(
         wait_ready(proc, url, log_path)
         yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_group(proc)
 
 
 def wait_ready(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
@@ -381,10 +374,6 @@ def mean_batch_size(url: str) -> float:
     return totals["sum"] / totals["count"] if totals["count"] else 0.0
 
 
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 def bento_model_files(model_tag: str) -> tuple[Path, Path]:
     """Model and card of the model the bento carries (from the BentoML model store)."""
     import bentoml
@@ -393,19 +382,6 @@ def bento_model_files(model_tag: str) -> tuple[Path, Path]:
 
     stored = Path(bentoml.models.get(model_tag).path)
     return stored / MODEL_FILE, stored / CARD_FILE
-
-
-def sample_records(n: int) -> list[dict[str, Any]]:
-    """Requests from the held-out test set (repeated when it has fewer than `n` rows)."""
-    from mlops_template.core import io as files
-    from mlops_template.core.params import load_params
-    from mlops_template.core.schema import TABLE
-
-    test = files.read_table(ROOT / load_params(ROOT / "params.yaml").paths.test)
-    frame = test.loc[:, [c.name for c in TABLE.input_columns]]
-    frame = pd.concat([frame] * (n // len(frame) + 1)).head(n)
-    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
-    return records
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -418,7 +394,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     challenger = model  # a second call of the same cost, unless the bento carries one
     if bento.get("challenger_tag"):
         challenger = load_model(*bento_model_files(bento["challenger_tag"]))
-    records = sample_records(2 * BATCH_ROWS)
+    records = held_out_records(2 * BATCH_ROWS)
     rows = [contract.Record.model_validate(r).__dict__ for r in records]
     single_bodies = [json.dumps(r).encode() for r in records]
     batch_bodies = [

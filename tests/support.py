@@ -12,7 +12,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -452,13 +451,9 @@ def start_server(bento_dir: Path, workdir: Path, **env: str) -> Server:
 
 
 def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=10)
+    from mlops_template.serving.build.smoke import stop_group
+
+    stop_group(server.process)
 
 
 def wait_server_ready(server: Server) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlops_template.serving.build.smoke import free_port
+from mlops_template.serving.build.smoke import free_port, stop_group
 from tests.support import SERVE_TIMEOUT_S, VENV_BIN, ProjectCopy, uv_path
 
 pytestmark = pytest.mark.service
@@ -42,16 +41,6 @@ def _make_serve(
     )  # fmt: skip
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
 def test_make_serve_answers_the_example_request(small_project: ProjectCopy) -> None:
     port = free_port()
     proc = _make_serve(small_project, port)
@@ -77,7 +66,7 @@ def test_make_serve_answers_the_example_request(small_project: ProjectCopy) -> N
         assert len(answers) == len(json.loads(example.read_text(encoding="utf-8"))["records"])
         assert {a["model_version"] for a in answers} == {small_project.card.version}
     finally:
-        _stop(proc)
+        stop_group(proc)
 
 
 def test_make_serve_of_a_tampered_store_entry_exits_within_30_s_saying_why(
@@ -102,7 +91,7 @@ def test_make_serve_of_a_tampered_store_entry_exits_within_30_s_saying_why(
     try:
         output, _ = proc.communicate(timeout=STOP_WITHIN_S)
     except subprocess.TimeoutExpired:
-        _stop(proc)
+        stop_group(proc)
         output = proc.stdout.read() if proc.stdout else ""
         raise AssertionError(
             f"`make serve` still running after {STOP_WITHIN_S} s:\n{output[-3000:]}"

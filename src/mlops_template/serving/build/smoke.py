@@ -20,6 +20,8 @@ import argparse
 import json
 import logging
 import math
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -65,6 +67,19 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def stop_group(proc: subprocess.Popen[Any], grace_s: float = 30.0) -> None:
+    """Stop a server started in its own session (`start_new_session=True`) with everything it
+    spawned: SIGTERM to the group, SIGKILL after `grace_s` seconds."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 def request(

@@ -371,17 +371,24 @@ def _load_entry(stored: Any) -> LoadedModel:
     return load_model(path / MODEL_FILE, path / CARD_FILE)
 
 
+def _check_recorded(stored: Any, name: str, key: str, what: str) -> Path:
+    """The entry's file `name` has the sha256 `make bento` recorded under `key` in the entry's
+    metadata when it imported it; its path."""
+    path = Path(stored.path) / name
+    recorded = (stored.info.metadata or {}).get(key)
+    actual = files.sha256_file(path)
+    if recorded != actual:
+        raise ModelIntegrityError(
+            f"{stored.tag}: {name} has sha256 {actual}, but the model store entry recorded "
+            f"{recorded}; {what} was changed. Re-run `make bento`."
+        )
+    return path
+
+
 def _load_challenger(stored: Any) -> LoadedModel:
     """A challenger entry holds model + card (no lineage of its own): the card must have the
     sha256 recorded in the entry's metadata when `make bento` imported it, then as above."""
-    card_file = Path(stored.path) / CARD_FILE
-    recorded = (stored.info.metadata or {}).get(CARD_SHA256_KEY)
-    actual = files.sha256_file(card_file)
-    if recorded != actual:
-        raise ModelIntegrityError(
-            f"{stored.tag}: {CARD_FILE} has sha256 {actual}, but the model store entry "
-            f"recorded {recorded}; the challenger's card was changed. Re-run `make bento`."
-        )
+    _check_recorded(stored, CARD_FILE, CARD_SHA256_KEY, "the challenger's card")
     return _load_entry(stored)
 
 
@@ -391,14 +398,7 @@ def _load(stored: Any) -> tuple[LoadedModel, Lineage]:
     -> the lineage hash recorded in the model store entry when `make bento` imported it."""
     path = Path(stored.path)
     loaded = _load_entry(stored)
-    lineage_file = path / LINEAGE_FILE
-    recorded = (stored.info.metadata or {}).get(LINEAGE_SHA256_KEY)
-    actual = files.sha256_file(lineage_file)
-    if recorded != actual:
-        raise ModelIntegrityError(
-            f"{stored.tag}: {LINEAGE_FILE} has sha256 {actual}, but the model store entry "
-            f"recorded {recorded}; the lineage was changed. Re-run `make bento`."
-        )
+    lineage_file = _check_recorded(stored, LINEAGE_FILE, LINEAGE_SHA256_KEY, "the lineage")
     lineage = Lineage.model_validate_json(lineage_file.read_bytes())
     card_sha256 = files.sha256_file(path / CARD_FILE)
     if card_sha256 != lineage.card_sha256 or ModelCard.read(path / CARD_FILE) != lineage.model:

@@ -925,15 +925,15 @@ def test_served_bento_logs_what_it_answered_champion_only(server: Server, built:
     assert {e["role"] for e in logged(logs)} == {"champion"}, "no challenger, no other lines"
 
 
-def test_tampered_model_stops_the_server_with_a_clear_message(built: Built, tmp_path: Path) -> None:
-    bento_dir = unpack_bento(built.archive, tmp_path / "bento")
-    version = built.card.version
-    model_name = load_params(built.repo / "params.yaml").project.model_name
-    model_file = bento_dir / "models" / model_name / version / service.MODEL_FILE
-    payload = bytearray(model_file.read_bytes())
+def _flip_a_byte(path: Path) -> None:
+    payload = bytearray(path.read_bytes())
     payload[-100] ^= 0x01
-    model_file.write_bytes(bytes(payload))
-    # A plain `bentoml serve`, as `make serve` runs it: no BENTOML_CONTAINERIZED from outside.
+    path.write_bytes(bytes(payload))
+
+
+def _refused_to_serve(bento_dir: Path, tmp_path: Path, sha256: str) -> Server:
+    """A plain `bentoml serve` of the bento (as `make serve` runs it: no BENTOML_CONTAINERIZED
+    from outside) exits non-zero within STOP_WITHIN_S, naming the mismatch and `sha256`."""
     started = time.monotonic()
     server = start_server(bento_dir, tmp_path)
     try:
@@ -948,7 +948,16 @@ def test_tampered_model_stops_the_server_with_a_clear_message(built: Built, tmp_
     assert code != 0
     assert "refusing to serve" in output
     assert "does not match" in output
-    assert built.card.sha256 in output
+    assert sha256 in output
+    return server
+
+
+def test_tampered_model_stops_the_server_with_a_clear_message(built: Built, tmp_path: Path) -> None:
+    bento_dir = unpack_bento(built.archive, tmp_path / "bento")
+    version = built.card.version
+    model_name = load_params(built.repo / "params.yaml").project.model_name
+    _flip_a_byte(bento_dir / "models" / model_name / version / service.MODEL_FILE)
+    server = _refused_to_serve(bento_dir, tmp_path, built.card.sha256)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{server.url}/readyz", timeout=2)
 
@@ -1107,23 +1116,8 @@ def test_tampered_challenger_stops_the_server_like_a_tampered_champion(
 ) -> None:
     bento_dir = unpack_bento(built.repo / shadow.info["archive"], tmp_path / "bento")
     entry = bento_dir / "models" / service.CHALLENGER_MODEL_NAME / shadow.card.version
-    model_file = entry / service.MODEL_FILE
-    payload = bytearray(model_file.read_bytes())
-    payload[-100] ^= 0x01
-    model_file.write_bytes(bytes(payload))
-    server = start_server(bento_dir, tmp_path)
-    try:
-        code = server.process.wait(timeout=STOP_WITHIN_S)
-    except subprocess.TimeoutExpired:
-        stop_server(server)
-        raise AssertionError(
-            f"server still running after {STOP_WITHIN_S} s:\n{server.output()[-3000:]}"
-        ) from None
-    output = server.output()
-    assert code != 0
-    assert "refusing to serve" in output
-    assert "does not match" in output
-    assert shadow.card.sha256 in output
+    _flip_a_byte(entry / service.MODEL_FILE)
+    _refused_to_serve(bento_dir, tmp_path, shadow.card.sha256)
 
 
 def test_challenger_given_as_a_store_tag_or_refused_with_the_reason(built: Built) -> None:

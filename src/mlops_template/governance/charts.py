@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Literal
 
+from mlops_template.review.report import xychart_start
+
 BLUE, GREY, ORANGE = "#1f77b4", "#9e9e9e", "#ff7f0e"
 WIDTH = 640
 
@@ -46,13 +48,7 @@ class Chart:
         else:
             x_axis = "    x-axis [" + ", ".join(f'"{_quote(c)}"' for c in self.categories) + "]"
         lines = [
-            "```mermaid",
-            "---",
-            "config:",
-            "  themeVariables:",
-            "    xyChart:",
-            f'      plotColorPalette: "{palette}"',
-            "---",
+            *xychart_start(palette),
             "xychart-beta horizontal" if self.horizontal else "xychart-beta",
             f'    title "{_quote(self.title)}"',
             x_axis,

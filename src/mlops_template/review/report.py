@@ -281,7 +281,7 @@ def _numbers(values: Sequence[float]) -> str:
     return "[" + ", ".join(f"{v:.4f}" for v in values) + "]"
 
 
-def _xychart_start(palette: str) -> list[str]:
+def xychart_start(palette: str) -> list[str]:
     """Opening of a mermaid xychart block whose series take the colours in `palette`."""
     return [
         "```mermaid",
@@ -303,7 +303,7 @@ def roc_chart(base: Plots | None, branch: Plots | None) -> list[str]:
     if not series:
         return []
     return [
-        *_xychart_start(", ".join(colour for colour, _ in series)),
+        *xychart_start(", ".join(colour for colour, _ in series)),
         "xychart-beta",
         '    title "ROC curve (same test set)"',
         '    x-axis "False positive rate" 0 --> 1',
@@ -326,7 +326,7 @@ def importance_chart(base: Plots | None, branch: Plots | None, top_n: int) -> li
     low, high = min(0.0, *values), max(values) * 1.1 or 0.01
     colours = f"{BRANCH_COLOUR}, {BASE_COLOUR}" if has_line else BRANCH_COLOUR
     return [
-        *_xychart_start(colours),
+        *xychart_start(colours),
         "xychart-beta horizontal",
         f'    title "Permutation importance, top {len(features)} (drop in ROC AUC)"',
         "    x-axis [" + ", ".join(f'"{name}"' for name in features) + "]",
